@@ -1,0 +1,14 @@
+"""Built-in components, registered through the same hooks as third-party plugins."""
+
+from __future__ import annotations
+
+from .hookspecs import Register, hookimpl
+from .inmemory import InMemoryTransport
+
+__all__ = ["register_transports"]
+
+
+@hookimpl
+def register_transports(register: Register) -> None:
+    """Register the in-memory transport as ``inmemory``."""
+    register("inmemory", InMemoryTransport)

@@ -1,0 +1,60 @@
+"""Canonical JSON encoding of messages: the same message always gives the same bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import MessageTooLargeError
+from .messages import PaigeantMessage
+from .settings import max_message_bytes
+
+__all__ = [
+    "MalformedMessageError",
+    "canonical_json",
+    "check_size",
+    "decode_message",
+    "encode_message",
+]
+
+
+class MalformedMessageError(ValueError):
+    """Bytes that are not a valid paigeant message."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode a JSON-able value with sorted keys and no whitespace, as UTF-8."""
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    except ValueError as exc:
+        raise ValueError(f"value is not canonical JSON: {exc}") from exc
+
+
+def check_size(data: bytes, limit: int | None = None) -> None:
+    """Raise MessageTooLargeError when ``data`` is over the limit (``PAIGEANT_MAX_MESSAGE_BYTES``)."""
+    limit = max_message_bytes() if limit is None else limit
+    if len(data) > limit:
+        raise MessageTooLargeError(
+            f"message is {len(data)} bytes, over the limit of {limit} bytes "
+            "(raise PAIGEANT_MAX_MESSAGE_BYTES or keep large data out of the routing slip)"
+        )
+
+
+def encode_message(message: PaigeantMessage, *, limit: int | None = None) -> bytes:
+    """Return the canonical JSON bytes of ``message``, enforcing the size limit."""
+    data = canonical_json(message.model_dump(mode="json"))
+    check_size(data, limit)
+    return data
+
+
+def decode_message(data: bytes, *, limit: int | None = None) -> PaigeantMessage:
+    """Parse bytes into a PaigeantMessage, enforcing the size limit; MalformedMessageError if bad."""
+    check_size(data, limit)
+    try:
+        return PaigeantMessage.model_validate_json(data)
+    except ValidationError as exc:
+        raise MalformedMessageError(f"not a valid paigeant message: {exc}") from exc

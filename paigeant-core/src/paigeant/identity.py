@@ -1,0 +1,20 @@
+"""The IdentityProvider interface: validate on-behalf-of tokens into user claims."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["IdentityProvider"]
+
+
+class IdentityProvider(ABC):
+    """Validates an on-behalf-of token and returns its claims."""
+
+    #: Name the provider is registered under.
+    name: str = ""
+
+    @abstractmethod
+    def validate(self, token: str) -> Mapping[str, Any]:
+        """Return the token's claims; raise InvalidTokenError when it is not valid."""

@@ -1,0 +1,150 @@
+"""The routing-slip message: what travels inside every hop of a workflow (DESIGN section 4)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .queues import validate_activity_name
+
+__all__ = [
+    "SPEC_VERSION",
+    "ActivityLogEntry",
+    "ActivitySpec",
+    "CompensateLogEntry",
+    "DepsEnvelope",
+    "Fault",
+    "PaigeantMessage",
+    "RetryPolicy",
+    "RoutingSlip",
+    "hop_message_id",
+    "utcnow",
+]
+
+SPEC_VERSION: Literal["1"] = "1"
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def hop_message_id(correlation_id: str, hop: int) -> str:
+    """Return the deterministic message id of hop ``hop``: a re-forward after a crash reuses it."""
+    return f"{correlation_id}.{hop}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class RetryPolicy(_Model):
+    """How often a failing activity is retried, with exponential backoff and jitter."""
+
+    max_attempts: int = Field(default=3, ge=1)
+    initial_delay: float = Field(default=1.0, ge=0)
+    backoff: float = Field(default=2.0, ge=1)
+    max_delay: float = Field(default=60.0, ge=0)
+    jitter: float = Field(default=0.1, ge=0, le=1)
+
+    def delay_for(self, attempt: int) -> float:
+        """Return the delay before the retry that follows failed attempt ``attempt`` (1-based)."""
+        base = min(self.initial_delay * self.backoff ** max(attempt - 1, 0), self.max_delay)
+        if self.jitter:
+            base *= 1 + random.uniform(-self.jitter, self.jitter)
+        return max(base, 0.0)
+
+
+class DepsEnvelope(_Model):
+    """Serialized dependencies of a step: the import path of their class plus their data."""
+
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ActivitySpec(_Model):
+    """One step of an itinerary: the activity type (also its queue) and its inputs."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    prompt: str | None = None
+    deps: DepsEnvelope | None = None
+    retry: RetryPolicy | None = None
+    timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return validate_activity_name(name)
+
+    @field_validator("deps", mode="before")
+    @classmethod
+    def _serialize_deps(cls, deps: Any) -> Any:
+        if isinstance(deps, BaseModel) and not isinstance(deps, DepsEnvelope):
+            from ._deps import envelope_for
+
+            return envelope_for(deps)
+        return deps
+
+
+class ActivityLogEntry(_Model):
+    """A step that ran: its name, output, timing, attempt and the worker that ran it."""
+
+    name: str
+    output: Any = None
+    started_at: datetime
+    finished_at: datetime
+    attempt: int
+    worker: str
+
+
+class CompensateLogEntry(_Model):
+    """A completed step that has a compensation, with the output the compensation receives."""
+
+    name: str
+    output: Any = None
+    log_index: int
+
+
+class Fault(_Model):
+    """Why a workflow faulted: the activity, the error type and its message."""
+
+    activity: str
+    error_type: str
+    error: str
+    attempt: int = 1
+
+
+class RoutingSlip(_Model):
+    """The itinerary still to run (head = current), the log of what ran, and shared variables."""
+
+    itinerary: list[ActivitySpec] = Field(default_factory=list)
+    activity_log: list[ActivityLogEntry] = Field(default_factory=list)
+    compensate_log: list[CompensateLogEntry] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    subscriptions: list[str] = Field(default_factory=list)
+    fault: Fault | None = None
+    added_steps: int = 0
+
+
+class PaigeantMessage(_Model):
+    """The envelope of one hop: ids, routing slip, on-behalf-of token, trace headers, timestamps."""
+
+    spec_version: Literal["1"] = SPEC_VERSION
+    message_id: str
+    correlation_id: str
+    hop: int = Field(default=0, ge=0)
+    routing_slip: RoutingSlip
+    obo_token: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def current(self) -> ActivitySpec | None:
+        """The step at the head of the itinerary, if any."""
+        itinerary = self.routing_slip.itinerary
+        return itinerary[0] if itinerary else None

@@ -1,0 +1,41 @@
+"""Queue naming: the one place that knows how activity, compensation and dead-letter queues are named."""
+
+from __future__ import annotations
+
+import re
+
+from .settings import namespace
+
+__all__ = [
+    "ACTIVITY_NAME_PATTERN",
+    "activity_queue",
+    "compensate_queue",
+    "dead_letter_queue",
+    "validate_activity_name",
+]
+
+ACTIVITY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def validate_activity_name(name: str) -> str:
+    """Return ``name`` if it is a valid activity name (``[A-Za-z0-9_-]+``), else raise ValueError."""
+    if not isinstance(name, str) or not ACTIVITY_NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid activity name {name!r}: use letters, digits, '-' and '_' only"
+        )
+    return name
+
+
+def activity_queue(name: str) -> str:
+    """Return the queue an activity's steps are sent to: ``<namespace>.<name>``."""
+    return f"{namespace()}.{validate_activity_name(name)}"
+
+
+def compensate_queue(name: str) -> str:
+    """Return the queue an activity's compensations are sent to."""
+    return f"{activity_queue(name)}.compensate"
+
+
+def dead_letter_queue(queue: str) -> str:
+    """Return the dead-letter queue of ``queue``; read it with ``transport.consume``."""
+    return f"{queue}.dead-letter"

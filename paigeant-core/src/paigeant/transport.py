@@ -1,0 +1,108 @@
+"""The Transport contract every broker plugin implements (DESIGN section 3)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import ClassVar
+
+__all__ = [
+    "DEAD_LETTER_QUEUE_HEADER",
+    "DEAD_LETTER_REASON_HEADER",
+    "Delivery",
+    "Outgoing",
+    "Transport",
+]
+
+DEAD_LETTER_REASON_HEADER = "x-paigeant-dead-letter-reason"
+DEAD_LETTER_QUEUE_HEADER = "x-paigeant-dead-letter-queue"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish when a delivery is acknowledged (``ack(forward=...)``)."""
+
+    queue: str
+    body: bytes
+    message_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Delivery(ABC):
+    """One delivery of a message to a consumer; settle it exactly once."""
+
+    body: bytes
+    message_id: str
+    headers: Mapping[str, str]
+    attempt: int
+    queue: str
+
+    @abstractmethod
+    async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
+        """Publish ``forward`` (durably), then acknowledge this delivery."""
+
+    @abstractmethod
+    async def nack(self, *, delay: float = 0.0) -> None:
+        """Give the message back, to be redelivered after ``delay`` seconds."""
+
+    @abstractmethod
+    async def dead_letter(self, reason: str) -> None:
+        """Move the message to its queue's dead-letter queue with ``reason``; never redelivered."""
+
+    @abstractmethod
+    async def extend(self) -> None:
+        """Heartbeat: renew the lease so the message is not redelivered while work goes on."""
+
+
+class Transport(ABC):
+    """A broker connection that publishes to and consumes from named queues, at least once."""
+
+    #: Whether producers and consumers in other processes share this transport's queues.
+    crosses_processes: ClassVar[bool] = True
+    #: Seconds an unsettled delivery is leased before it is redelivered.
+    visibility_timeout: float = 30.0
+    #: Deliveries after which the transport dead-letters a message itself.
+    max_deliveries: int = 10
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Connect to the broker; calling it again while connected does nothing."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Disconnect; idempotent, and unsettled deliveries are redelivered, not lost."""
+
+    @abstractmethod
+    async def publish(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Publish ``body`` to ``queue``; returns once the broker has durably accepted it."""
+
+    @abstractmethod
+    def consume(self, queue: str, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
+        """Yield deliveries from ``queue``, at most ``prefetch`` unsettled at a time."""
+
+    @abstractmethod
+    async def delete_queue(self, queue: str) -> None:
+        """Delete ``queue`` and everything in it (used by tests and tools)."""
+
+    async def __aenter__(self) -> Transport:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.disconnect()

@@ -1,0 +1,16 @@
+"""The in-memory transport passes the transport conformance suite."""
+
+from __future__ import annotations
+
+from paigeant.inmemory import InMemoryTransport
+from paigeant.testing import TransportConformance
+
+
+class TestInMemoryConformance(TransportConformance):
+    """Conformance of the built-in in-memory transport."""
+
+    visibility_timeout = 0.5
+    redelivery_grace = 1.0
+
+    def make_transport(self) -> InMemoryTransport:
+        return InMemoryTransport()
