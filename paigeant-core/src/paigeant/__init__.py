@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+from .activity import Activity, activity
+from .context import ActivityContext
+from .dispatcher import WorkflowDispatcher
 from .errors import (
     ConfigurationError,
     DuplicatePluginError,
@@ -15,14 +20,16 @@ from .errors import (
     SignatureError,
     TransportConnectionError,
 )
+from .events import EventType, WorkflowEvent, WorkflowResult
 from .hookspecs import hookimpl
 from .identity import IdentityProvider
 from .inmemory import InMemoryTransport
-from .messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip
+from .messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip, Subscription
 from .plugins import get_identity_provider, get_signer, get_transport
 from .queues import activity_queue, dead_letter_queue
 from .signing import Signer
 from .transport import Delivery, Outgoing, Transport
+from .worker import Worker
 
 try:
     __version__ = version("paigeant-core")
@@ -30,10 +37,13 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
     __version__ = "0+unknown"
 
 __all__ = [
+    "Activity",
+    "ActivityContext",
     "ActivitySpec",
     "ConfigurationError",
     "Delivery",
     "DuplicatePluginError",
+    "EventType",
     "IdentityProvider",
     "InMemoryTransport",
     "InvalidTokenError",
@@ -47,9 +57,15 @@ __all__ = [
     "RoutingSlip",
     "SignatureError",
     "Signer",
+    "Subscription",
     "Transport",
     "TransportConnectionError",
+    "Worker",
+    "WorkflowDispatcher",
+    "WorkflowEvent",
+    "WorkflowResult",
     "__version__",
+    "activity",
     "activity_queue",
     "dead_letter_queue",
     "get_identity_provider",
@@ -57,3 +73,15 @@ __all__ = [
     "get_transport",
     "hookimpl",
 ]
+
+#: Names loaded on first use, so ``import paigeant`` does not import pydantic-ai.
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paigeant' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -97,7 +97,7 @@ class InMemoryBroker:
 
 
 class _Consumer:
-    """Tracks one consume() loop's unsettled deliveries for prefetch and release on exit."""
+    """Tracks one consume() loop's unsettled deliveries, for prefetch."""
 
     __slots__ = ("capacity_waiter", "held", "prefetch")
 
@@ -145,6 +145,7 @@ class _InMemoryDelivery(Delivery):
         if self._entry.holder is self:
             self._entry.holder = None
         self._consumer.release(self)
+        self._transport._held.discard(self)
 
     def _lease_expired(self) -> None:
         self._timer = None
@@ -216,7 +217,7 @@ class InMemoryTransport(Transport):
         self.max_deliveries = int(max_deliveries)
         self._broker = broker or InMemoryBroker()
         self._connected = False
-        self._consumers: set[_Consumer] = set()
+        self._held: set[_InMemoryDelivery] = set()
 
     @property
     def broker(self) -> InMemoryBroker:
@@ -230,9 +231,8 @@ class InMemoryTransport(Transport):
         if not self._connected:
             return
         self._connected = False
-        for consumer in list(self._consumers):
-            for delivery in list(consumer.held):
-                delivery.release()
+        for delivery in list(self._held):
+            delivery.release()
         for queue in self._broker.queues.values():
             queue.wake_all()
 
@@ -290,35 +290,31 @@ class InMemoryTransport(Transport):
                 consumer.capacity_waiter = None
 
     async def consume(self, queue: str, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
+        """Yield deliveries; closing the loop leaves held deliveries leased until settled or expired."""
         self._check_connected()
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
         state = self._broker.queue(queue)
         consumer = _Consumer(prefetch)
-        self._consumers.add(consumer)
-        try:
-            while True:
-                await self._wait_capacity(consumer)
-                entry = await self._next_entry(state)
-                if entry is None:
-                    return
-                entry.deliveries += 1
-                if entry.deliveries > self.max_deliveries:
-                    self._dead_letter(
-                        queue,
-                        entry,
-                        f"delivered {entry.deliveries - 1} times without success "
-                        f"(max_deliveries={self.max_deliveries})",
-                    )
-                    continue
-                delivery = _InMemoryDelivery(self, queue, entry, consumer)
-                entry.holder = delivery
-                consumer.held.add(delivery)
-                yield delivery
-        finally:
-            self._consumers.discard(consumer)
-            for delivery in list(consumer.held):
-                delivery.release()
+        while True:
+            await self._wait_capacity(consumer)
+            entry = await self._next_entry(state)
+            if entry is None:
+                return
+            entry.deliveries += 1
+            if entry.deliveries > self.max_deliveries:
+                self._dead_letter(
+                    queue,
+                    entry,
+                    f"delivered {entry.deliveries - 1} times without success "
+                    f"(max_deliveries={self.max_deliveries})",
+                )
+                continue
+            delivery = _InMemoryDelivery(self, queue, entry, consumer)
+            entry.holder = delivery
+            consumer.held.add(delivery)
+            self._held.add(delivery)
+            yield delivery
 
     async def delete_queue(self, queue: str) -> None:
         state = self._broker.queues.get(queue)

@@ -20,6 +20,7 @@ __all__ = [
     "PaigeantMessage",
     "RetryPolicy",
     "RoutingSlip",
+    "Subscription",
     "hop_message_id",
     "utcnow",
 ]
@@ -118,6 +119,17 @@ class Fault(_Model):
     attempt: int = 1
 
 
+class Subscription(_Model):
+    """A queue that receives a workflow's events; ``events`` empty means every event type."""
+
+    queue: str
+    events: list[str] = Field(default_factory=list)
+
+    def wants(self, event: str) -> bool:
+        """Whether this subscription receives events of type ``event``."""
+        return not self.events or event in self.events
+
+
 class RoutingSlip(_Model):
     """The itinerary still to run (head = current), the log of what ran, and shared variables."""
 
@@ -125,8 +137,9 @@ class RoutingSlip(_Model):
     activity_log: list[ActivityLogEntry] = Field(default_factory=list)
     compensate_log: list[CompensateLogEntry] = Field(default_factory=list)
     variables: dict[str, Any] = Field(default_factory=dict)
-    subscriptions: list[str] = Field(default_factory=list)
+    subscriptions: list[Subscription] = Field(default_factory=list)
     fault: Fault | None = None
+    compensated: list[str] = Field(default_factory=list)
     added_steps: int = 0
 
 

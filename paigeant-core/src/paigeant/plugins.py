@@ -134,15 +134,22 @@ def registrations(kind: Kind) -> dict[str, Registration]:
     for impl in reversed(hook.get_hookimpls()):
         distribution, version = dists.get(impl.plugin_name, ("(registered in process)", ""))
 
-        def register(name: str, factory: Callable[..., Any], *, _impl: Any = impl) -> None:
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            *,
+            _impl: Any = impl,
+            _distribution: str = distribution,
+            _version: str = version,
+        ) -> None:
             registration = Registration(
-                kind, name, factory, _impl.plugin_name, distribution, version
+                kind, name, factory, _impl.plugin_name, _distribution, _version
             )
             previous = found.get(name)
             if previous is not None:
                 raise DuplicatePluginError(
                     f"{kind} {name!r} is registered twice: by {previous.distribution} "
-                    f"(plugin {previous.plugin}) and by {distribution} (plugin {_impl.plugin_name}); "
+                    f"(plugin {previous.plugin}) and by {_distribution} (plugin {_impl.plugin_name}); "
                     "uninstall one or block it with PAIGEANT_DISABLE_PLUGINS"
                 )
             found[name] = registration

@@ -20,9 +20,7 @@ ACTIVITY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 def validate_activity_name(name: str) -> str:
     """Return ``name`` if it is a valid activity name (``[A-Za-z0-9_-]+``), else raise ValueError."""
     if not isinstance(name, str) or not ACTIVITY_NAME_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"invalid activity name {name!r}: use letters, digits, '-' and '_' only"
-        )
+        raise ValueError(f"invalid activity name {name!r}: use letters, digits, '-' and '_' only")
     return name
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +37,7 @@ class Receiver:
             return None
 
     async def close(self) -> None:
-        """Stop consuming; unsettled deliveries are redelivered by the transport."""
+        """Stop consuming; deliveries left unsettled come back when their lease runs out."""
         aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -68,7 +69,9 @@ class TransportConformance:
 
     def make_transport(self) -> Transport:
         """Return a new, unconnected transport under test."""
-        raise NotImplementedError("define make_transport(self) in your TransportConformance subclass")
+        raise NotImplementedError(
+            "define make_transport(self) in your TransportConformance subclass"
+        )
 
     # -- fixtures and helpers -------------------------------------------------------------
 
@@ -90,10 +93,8 @@ class TransportConformance:
         finally:
             for queue in self._queues:
                 for name in (queue, dead_letter_queue(queue)):
-                    try:
+                    with contextlib.suppress(Exception):  # best-effort cleanup
                         await transport.delete_queue(name)
-                    except Exception:  # pragma: no cover - best effort cleanup
-                        pass
             await transport.disconnect()
 
     def queue(self) -> str:
@@ -301,7 +302,7 @@ class TransportConformance:
     async def test_max_deliveries_dead_letters_after_nacks(self, transport: Transport) -> None:
         queue = self.queue()
         (message_id,) = await self.publish(transport, queue)
-        attempts = []
+        attempts: list[int] = []
         async with Receiver(transport, queue) as receiver:
             for _ in range(self.max_deliveries + 1):
                 delivery = await receiver.get(timeout=self._next_wait(attempts))
@@ -317,7 +318,7 @@ class TransportConformance:
     ) -> None:
         queue = self.queue()
         (message_id,) = await self.publish(transport, queue)
-        attempts = []
+        attempts: list[int] = []
         for _ in range(self.max_deliveries + 1):
             receiver = Receiver(transport, queue)
             delivery = await receiver.get(timeout=self._next_wait(attempts))
@@ -334,7 +335,9 @@ class TransportConformance:
             return self.redelivery_timeout
         return self.visibility_timeout + 0.5
 
-    async def _assert_dead_lettered(self, transport: Transport, queue: str, message_id: str) -> None:
+    async def _assert_dead_lettered(
+        self, transport: Transport, queue: str, message_id: str
+    ) -> None:
         async with Receiver(transport, dead_letter_queue(queue)) as dead:
             parked = await dead.get(timeout=self.redelivery_timeout)
             assert parked is not None, "message past max_deliveries was not dead-lettered"

@@ -1,0 +1,207 @@
+"""WorkflowDispatcher: start workflows and wait for their results on a private reply queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from .codec import encode_message
+from .events import TERMINAL_EVENTS, WorkflowEvent, WorkflowResult
+from .messages import (
+    ActivitySpec,
+    PaigeantMessage,
+    RoutingSlip,
+    Subscription,
+    hop_message_id,
+)
+from .queues import activity_queue
+from .security import resolve_signer
+from .settings import env_str, namespace
+from .signing import Signer
+from .tracing import TRACEPARENT, new_traceparent
+from .transport import Delivery, Transport
+from .wire import RejectedMessage, Wire
+
+__all__ = ["EventHandler", "WorkflowDispatcher"]
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[WorkflowEvent], Awaitable[None] | None]
+
+_KEPT_RESULTS = 10_000
+
+
+class WorkflowDispatcher:
+    """Dispatches routing slips and collects their terminal events for ``wait_for``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        signer: Signer | str | None = None,
+        reply_queue: str | None = None,
+        subscriptions: Iterable[Subscription] = (),
+        on_event: EventHandler | None = None,
+    ) -> None:
+        """Dispatch on ``transport``; ``on_event`` receives every event of its workflows."""
+        self.transport = transport
+        self.reply_queue = reply_queue or f"{namespace()}.replies.{uuid.uuid4().hex}"
+        self.on_event = on_event
+        self._extra_subscriptions = list(subscriptions)
+        self._signer_choice = signer
+        self._wire: Wire | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._results: OrderedDict[str, WorkflowResult] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
+
+    @property
+    def wire(self) -> Wire:
+        """The wire format (signer and size limit) this dispatcher seals messages with."""
+        if self._wire is None:
+            self._wire = Wire(resolve_signer(self.transport, self._signer_choice))
+        return self._wire
+
+    def _subscriptions(self) -> list[Subscription]:
+        reply_events = [] if self.on_event else [str(t) for t in TERMINAL_EVENTS]
+        subs = [Subscription(queue=self.reply_queue, events=sorted(reply_events))]
+        monitor = env_str("PAIGEANT_EVENTS_QUEUE")
+        if monitor:
+            subs.append(Subscription(queue=monitor))
+        return subs + [sub.model_copy() for sub in self._extra_subscriptions]
+
+    async def dispatch_workflow(
+        self,
+        activities: Sequence[ActivitySpec | Mapping[str, Any]],
+        variables: Mapping[str, Any] | None = None,
+        obo_token: str | None = None,
+        *,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Send a new workflow to its first activity and return its correlation id."""
+        if not activities:
+            raise ValueError("cannot dispatch an empty itinerary: give at least one ActivitySpec")
+        itinerary = [
+            spec.model_copy(deep=True)
+            if isinstance(spec, ActivitySpec)
+            else ActivitySpec.model_validate(spec)
+            for spec in activities
+        ]
+        cid = correlation_id or str(uuid.uuid4())
+        traceparent = new_traceparent()
+        message = PaigeantMessage(
+            message_id=hop_message_id(cid, 0),
+            correlation_id=cid,
+            routing_slip=RoutingSlip(
+                itinerary=itinerary,
+                variables=dict(variables or {}),
+                subscriptions=self._subscriptions(),
+            ),
+            obo_token=obo_token,
+            headers={TRACEPARENT: traceparent},
+        )
+        body = encode_message(message, limit=self.wire.max_bytes)
+        outgoing = self.wire.seal(
+            activity_queue(itinerary[0].name),
+            body,
+            message_id=message.message_id,
+            correlation_id=cid,
+            traceparent=traceparent,
+        )
+        await self._ensure_listening()
+        await self.transport.publish(
+            outgoing.queue, outgoing.body, message_id=outgoing.message_id, headers=outgoing.headers
+        )
+        logger.info(
+            "[%s] dispatched workflow: %s",
+            cid,
+            " -> ".join(spec.name for spec in itinerary),
+            extra={"correlation_id": cid},
+        )
+        return cid
+
+    async def wait_for(self, correlation_id: str, timeout: float | None = None) -> WorkflowResult:
+        """Wait for the workflow to complete, fault or terminate; TimeoutError after ``timeout``."""
+        result = self._results.pop(correlation_id, None)
+        if result is not None:
+            return result
+        await self._ensure_listening()
+        future: asyncio.Future[WorkflowResult] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(correlation_id, []).append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"workflow {correlation_id} did not finish within {timeout}s "
+                "(are workers running for its activities on this transport?)"
+            ) from None
+        finally:
+            waiters = self._waiters.get(correlation_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(correlation_id, None)
+            self._results.pop(correlation_id, None)
+
+    async def _ensure_listening(self) -> None:
+        if self._listener is None or self._listener.done():
+            await self.transport.connect()
+            self._listener = asyncio.ensure_future(self._listen())
+
+    async def _listen(self) -> None:
+        async for delivery in self.transport.consume(self.reply_queue, prefetch=64):
+            try:
+                await self._on_delivery(delivery)
+            except Exception:
+                logger.exception("could not handle event %s", delivery.message_id)
+                await delivery.nack(delay=1.0)
+
+    async def _on_delivery(self, delivery: Delivery) -> None:
+        try:
+            event = WorkflowEvent.model_validate_json(self.wire.open(delivery))
+        except RejectedMessage as exc:
+            await delivery.dead_letter(exc.reason)
+            return
+        except ValidationError as exc:
+            await delivery.dead_letter(f"malformed event: {exc}")
+            return
+        if self.on_event is not None:
+            outcome = self.on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        if event.type in TERMINAL_EVENTS:
+            self._deliver(WorkflowResult.from_event(event))
+        await delivery.ack()
+
+    def _deliver(self, result: WorkflowResult) -> None:
+        waiters = self._waiters.pop(result.correlation_id, [])
+        pending = [future for future in waiters if not future.done()]
+        for future in pending:
+            future.set_result(result)
+        if not pending:
+            self._results[result.correlation_id] = result
+            while len(self._results) > _KEPT_RESULTS:
+                self._results.popitem(last=False)
+
+    async def close(self) -> None:
+        """Stop listening for results and delete the reply queue."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        with contextlib.suppress(Exception):
+            await self.transport.delete_queue(self.reply_queue)
+
+    async def __aenter__(self) -> WorkflowDispatcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,482 @@
+"""Running one delivery: verify, run the step (or its compensation), then forward or fault."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from .activity import Activity
+from .codec import MalformedMessageError, canonical_json, decode_message, encode_message
+from .context import ActivityContext
+from .errors import ActivityTimeoutError, InvalidTokenError, MessageTooLargeError, NonRetryableError
+from .events import EventType, WorkflowEvent
+from .identity import IdentityProvider
+from .messages import (
+    ActivityLogEntry,
+    ActivitySpec,
+    CompensateLogEntry,
+    Fault,
+    PaigeantMessage,
+    RetryPolicy,
+    hop_message_id,
+    utcnow,
+)
+from .queues import activity_queue, compensate_queue
+from .tracing import TRACEPARENT, child_traceparent
+from .transport import Delivery, Outgoing, Transport
+from .wire import CORRELATION_HEADER, RejectedMessage, Wire
+
+__all__ = ["StepRunner"]
+
+logger = logging.getLogger(__name__)
+
+
+class StepRunner:
+    """Executes or compensates the step a delivery carries, then settles the delivery."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        activities: Mapping[str, Activity],
+        wire: Wire,
+        *,
+        worker_id: str,
+        identity_provider: IdentityProvider | None = None,
+    ) -> None:
+        """Run ``activities`` for deliveries from ``transport``, sealing hops with ``wire``."""
+        self.transport = transport
+        self.activities = dict(activities)
+        self.wire = wire
+        self.worker_id = worker_id
+        self.identity_provider = identity_provider
+
+    # -- entry point -----------------------------------------------------------------------
+
+    async def handle(self, delivery: Delivery, queue: str) -> None:
+        """Process one delivery from ``queue``; never raises for a bad message."""
+        try:
+            message = decode_message(self.wire.open(delivery), limit=self.wire.max_bytes)
+        except RejectedMessage as exc:
+            await self._reject(delivery, queue, exc.reason)
+            return
+        except (MalformedMessageError, MessageTooLargeError) as exc:
+            await self._reject(delivery, queue, f"malformed message: {exc}")
+            return
+        if message.routing_slip.fault is None:
+            await self._execute(delivery, queue, message)
+        else:
+            await self._compensate(delivery, queue, message)
+
+    async def _reject(
+        self, delivery: Delivery, queue: str, reason: str, correlation_id: str | None = None
+    ) -> None:
+        cid = correlation_id or delivery.headers.get(CORRELATION_HEADER, "?")
+        logger.error(
+            "[%s] dead-lettering message %s from %s: %s",
+            cid,
+            delivery.message_id,
+            queue,
+            reason,
+            extra={"correlation_id": cid},
+        )
+        await delivery.dead_letter(reason)
+
+    # -- execution -------------------------------------------------------------------------
+
+    async def _execute(self, delivery: Delivery, queue: str, message: PaigeantMessage) -> None:
+        spec = message.current
+        cid = message.correlation_id
+        if spec is None:
+            await self._reject(delivery, queue, "routing slip has no step to run", cid)
+            return
+        activity = self.activities.get(spec.name)
+        if activity is None:
+            hosted = ", ".join(sorted(self.activities)) or "none"
+            reason = f"unknown activity {spec.name!r} (this worker hosts: {hosted})"
+            await self._reject(delivery, queue, reason, cid)
+            return
+        if queue != activity_queue(spec.name):
+            reason = f"step {spec.name!r} arrived on queue {queue!r}, not its own"
+            await self._reject(delivery, queue, reason, cid)
+            return
+        try:
+            claims = self._claims(message)
+        except InvalidTokenError as exc:
+            fault = Fault(
+                activity=spec.name,
+                error_type="InvalidTokenError",
+                error=f"on-behalf-of token rejected: {exc}",
+                attempt=delivery.attempt,
+            )
+            logger.warning("[%s] %s; faulting workflow", cid, fault.error)
+            await self._fault(delivery, message, fault)
+            return
+        log = message.routing_slip.activity_log
+        ctx = ActivityContext(
+            correlation_id=cid,
+            activity=spec.name,
+            attempt=delivery.attempt,
+            idempotency_key=message.message_id,
+            arguments=spec.arguments,
+            variables=dict(message.routing_slip.variables),
+            previous_output=log[-1].output if log else None,
+            outputs={entry.name: entry.output for entry in log},
+            user_claims=claims,
+            prompt=spec.prompt,
+            spec=spec,
+            obo_token=message.obo_token,
+            worker=self.worker_id,
+            heartbeat=delivery.extend,
+        )
+        started_at, started = utcnow(), time.perf_counter()
+        try:
+            async with self._leased(delivery):
+                output = await _with_timeout(
+                    activity.execute(ctx), spec.timeout or activity.timeout, spec.name
+                )
+            output = to_jsonable_python(output)
+            canonical_json(output)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(delivery, message, activity, spec, exc)
+            return
+        duration = time.perf_counter() - started
+        logger.info(
+            "[%s] %s completed (attempt %d, %.3fs)",
+            cid,
+            spec.name,
+            delivery.attempt,
+            duration,
+            extra={"correlation_id": cid},
+        )
+        await self._completed(delivery, queue, message, activity, ctx, output, started_at, duration)
+
+    def _claims(self, message: PaigeantMessage) -> dict[str, Any]:
+        if message.obo_token is None:
+            return {}
+        if self.identity_provider is None:
+            raise InvalidTokenError(
+                "the workflow carries an on-behalf-of token but this worker has no identity "
+                "provider configured (set PAIGEANT_OBO_JWKS, PAIGEANT_OBO_PUBLIC_KEY or "
+                "PAIGEANT_OBO_SECRET)"
+            )
+        return dict(self.identity_provider.validate(message.obo_token))
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, delivery: Delivery) -> AsyncIterator[None]:
+        """Keep the delivery's lease alive while the block runs."""
+        interval = max(self.transport.visibility_timeout / 3, 0.01)
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await delivery.extend()
+                except Exception:  # pragma: no cover - the lease may simply run out
+                    logger.warning("could not extend lease of %s", delivery.message_id)
+
+        task = asyncio.ensure_future(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _completed(
+        self,
+        delivery: Delivery,
+        queue: str,
+        message: PaigeantMessage,
+        activity: Activity,
+        ctx: ActivityContext,
+        output: Any,
+        started_at: Any,
+        duration: float,
+    ) -> None:
+        slip = message.routing_slip
+        spec = slip.itinerary.pop(0)
+        slip.activity_log.append(
+            ActivityLogEntry(
+                name=spec.name,
+                output=output,
+                started_at=started_at,
+                finished_at=utcnow(),
+                attempt=delivery.attempt,
+                worker=self.worker_id,
+            )
+        )
+        if activity.compensation is not None:
+            slip.compensate_log.append(
+                CompensateLogEntry(
+                    name=spec.name, output=output, log_index=len(slip.activity_log) - 1
+                )
+            )
+        slip.variables = ctx.variables
+        events = [
+            WorkflowEvent(
+                type=EventType.ACTIVITY_COMPLETED,
+                correlation_id=message.correlation_id,
+                activity=spec.name,
+                attempt=delivery.attempt,
+                duration=duration,
+                output=output,
+                worker=self.worker_id,
+            )
+        ]
+        if ctx.added_activities:
+            slip.itinerary[0:0] = ctx.added_activities
+            slip.added_steps += len(ctx.added_activities)
+            events.append(
+                WorkflowEvent(
+                    type=EventType.ITINERARY_REVISED,
+                    correlation_id=message.correlation_id,
+                    activity=spec.name,
+                    added=list(ctx.added_activities),
+                )
+            )
+        forward: list[Outgoing] = []
+        if ctx.terminated_reason is not None:
+            events.append(
+                self._final(EventType.WORKFLOW_TERMINATED, message, ctx.terminated_reason)
+            )
+        elif not slip.itinerary:
+            events.append(self._final(EventType.WORKFLOW_COMPLETED, message))
+        else:
+            next_queue = activity_queue(slip.itinerary[0].name)
+            try:
+                forward.append(self._next_hop(message, next_queue))
+            except MessageTooLargeError as exc:
+                await self._reject(
+                    delivery, queue, f"cannot forward: {exc}", message.correlation_id
+                )
+                return
+        await delivery.ack(forward=forward + self._event_messages(message, events))
+
+    # -- failure and compensation ----------------------------------------------------------
+
+    async def _failed(
+        self,
+        delivery: Delivery,
+        message: PaigeantMessage,
+        activity: Activity,
+        spec: ActivitySpec,
+        exc: BaseException,
+    ) -> None:
+        cid = message.correlation_id
+        policy = spec.retry or activity.retry
+        if self._should_retry(policy, delivery.attempt, exc):
+            delay = policy.delay_for(delivery.attempt)
+            logger.warning(
+                "[%s] %s failed on attempt %d (%s: %s); retrying in %.2fs",
+                cid,
+                spec.name,
+                delivery.attempt,
+                type(exc).__name__,
+                exc,
+                delay,
+                extra={"correlation_id": cid},
+            )
+            await delivery.nack(delay=delay)
+            return
+        fault = Fault(
+            activity=spec.name,
+            error_type=type(exc).__name__,
+            error=str(exc) or type(exc).__name__,
+            attempt=delivery.attempt,
+        )
+        logger.error(
+            "[%s] %s faulted after %d attempt(s): %s: %s",
+            cid,
+            spec.name,
+            delivery.attempt,
+            fault.error_type,
+            fault.error,
+            extra={"correlation_id": cid},
+        )
+        await self._fault(delivery, message, fault)
+
+    def _should_retry(self, policy: RetryPolicy, attempt: int, exc: BaseException) -> bool:
+        if isinstance(exc, NonRetryableError):
+            return False
+        return attempt < min(policy.max_attempts, self.transport.max_deliveries)
+
+    async def _fault(self, delivery: Delivery, message: PaigeantMessage, fault: Fault) -> None:
+        slip = message.routing_slip
+        slip.fault = fault
+        events = [
+            WorkflowEvent(
+                type=EventType.ACTIVITY_FAULTED,
+                correlation_id=message.correlation_id,
+                activity=fault.activity,
+                attempt=fault.attempt,
+                error=f"{fault.error_type}: {fault.error}",
+                fault=fault,
+                worker=self.worker_id,
+            )
+        ]
+        forward: list[Outgoing] = []
+        if slip.compensate_log:
+            forward.append(self._next_hop(message, compensate_queue(slip.compensate_log[-1].name)))
+        else:
+            events.append(self._final(EventType.WORKFLOW_FAULTED, message))
+        await delivery.ack(forward=forward + self._event_messages(message, events))
+
+    async def _compensate(self, delivery: Delivery, queue: str, message: PaigeantMessage) -> None:
+        slip = message.routing_slip
+        cid = message.correlation_id
+        if not slip.compensate_log:
+            await self._reject(
+                delivery, queue, "faulted routing slip has nothing to compensate", cid
+            )
+            return
+        entry = slip.compensate_log[-1]
+        activity = self.activities.get(entry.name)
+        if activity is None or activity.compensation is None:
+            reason = f"no compensation for activity {entry.name!r} on this worker"
+            await self._reject(delivery, queue, reason, cid)
+            return
+        if queue != compensate_queue(entry.name):
+            reason = f"compensation of {entry.name!r} arrived on queue {queue!r}, not its own"
+            await self._reject(delivery, queue, reason, cid)
+            return
+        ctx = self._compensation_context(delivery, message, entry)
+        try:
+            async with self._leased(delivery):
+                await _with_timeout(activity.run_compensation(ctx), activity.timeout, entry.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._should_retry(activity.retry, delivery.attempt, exc):
+                await delivery.nack(delay=activity.retry.delay_for(delivery.attempt))
+                return
+            error = f"compensation of {entry.name!r} failed: {type(exc).__name__}: {exc}"
+            logger.error("[%s] %s", cid, error, extra={"correlation_id": cid})
+            event = self._final(EventType.WORKFLOW_COMPENSATION_FAILED, message)
+            event.error = error
+            await delivery.ack(forward=self._event_messages(message, [event]))
+            return
+        logger.info("[%s] %s compensated", cid, entry.name, extra={"correlation_id": cid})
+        slip.compensate_log.pop()
+        slip.compensated.append(entry.name)
+        events = [
+            WorkflowEvent(
+                type=EventType.ACTIVITY_COMPENSATED,
+                correlation_id=cid,
+                activity=entry.name,
+                attempt=delivery.attempt,
+                worker=self.worker_id,
+            )
+        ]
+        forward: list[Outgoing] = []
+        if slip.compensate_log:
+            forward.append(self._next_hop(message, compensate_queue(slip.compensate_log[-1].name)))
+        else:
+            events.append(self._final(EventType.WORKFLOW_FAULTED, message))
+        await delivery.ack(forward=forward + self._event_messages(message, events))
+
+    def _compensation_context(
+        self, delivery: Delivery, message: PaigeantMessage, entry: CompensateLogEntry
+    ) -> ActivityContext:
+        log = message.routing_slip.activity_log
+        try:
+            claims = self._claims(message)
+        except InvalidTokenError:
+            claims = {}  # compensation still undoes work that was authorised when it ran
+        return ActivityContext(
+            correlation_id=message.correlation_id,
+            activity=entry.name,
+            attempt=delivery.attempt,
+            idempotency_key=message.message_id,
+            variables=dict(message.routing_slip.variables),
+            previous_output=log[entry.log_index - 1].output if entry.log_index > 0 else None,
+            outputs={e.name: e.output for e in log},
+            output=entry.output,
+            user_claims=claims,
+            obo_token=message.obo_token,
+            worker=self.worker_id,
+            compensating=True,
+            heartbeat=delivery.extend,
+        )
+
+    # -- building messages -----------------------------------------------------------------
+
+    def _next_hop(self, message: PaigeantMessage, queue: str) -> Outgoing:
+        """Seal ``message`` (already updated) as the next hop, with a deterministic id."""
+        hop = message.hop + 1
+        traceparent = child_traceparent(message.headers.get(TRACEPARENT))
+        message.hop = hop
+        message.message_id = hop_message_id(message.correlation_id, hop)
+        message.headers = {**message.headers, TRACEPARENT: traceparent}
+        message.sent_at = utcnow()
+        body = encode_message(message, limit=self.wire.max_bytes)
+        return self.wire.seal(
+            queue,
+            body,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            traceparent=traceparent,
+        )
+
+    def _final(
+        self, kind: EventType, message: PaigeantMessage, reason: str | None = None
+    ) -> WorkflowEvent:
+        slip = message.routing_slip
+        fault = slip.fault
+        return WorkflowEvent(
+            type=kind,
+            correlation_id=message.correlation_id,
+            error=f"{fault.error_type}: {fault.error}" if fault else None,
+            fault=fault,
+            reason=reason,
+            variables=slip.variables,
+            activity_log=slip.activity_log,
+            compensated=slip.compensated,
+            worker=self.worker_id,
+        )
+
+    def _event_messages(
+        self, message: PaigeantMessage, events: list[WorkflowEvent]
+    ) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        subscriptions = message.routing_slip.subscriptions
+        traceparent = message.headers.get(TRACEPARENT)
+        for event in events:
+            targets = [sub.queue for sub in subscriptions if sub.wants(event.type)]
+            if not targets:
+                continue
+            body = canonical_json(event.model_dump(mode="json"))
+            for target in targets:
+                try:
+                    out.append(
+                        self.wire.seal(
+                            target,
+                            body,
+                            message_id=f"{message.message_id}.{event.type}",
+                            correlation_id=message.correlation_id,
+                            traceparent=traceparent,
+                        )
+                    )
+                except MessageTooLargeError as exc:
+                    logger.error(
+                        "[%s] event %s not sent: %s", message.correlation_id, event.type, exc
+                    )
+        return out
+
+
+async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:
+    if timeout is None:
+        return await awaitable
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await awaitable
+    except TimeoutError:
+        if deadline.expired():
+            raise ActivityTimeoutError(f"activity {name!r} timed out after {timeout}s") from None
+        raise

@@ -1,0 +1,93 @@
+"""The wire format: canonical JSON bodies, a detached JWS header, size limits on both ends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from .codec import canonical_json, check_size
+from .errors import MessageTooLargeError, SignatureError
+from .signing import Signer
+from .tracing import TRACEPARENT
+from .transport import Delivery, Outgoing
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "SIGNATURE_HEADER",
+    "RejectedMessage",
+    "Wire",
+]
+
+SIGNATURE_HEADER = "paigeant-signature"
+CORRELATION_HEADER = "paigeant-correlation-id"
+
+
+class RejectedMessage(Exception):
+    """A delivery that must be dead-lettered, with the reason to record."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Wire:
+    """Seals outgoing bodies (size check, signature) and opens incoming deliveries (verify first)."""
+
+    def __init__(self, signer: Signer | None, *, max_bytes: int | None = None) -> None:
+        """Use ``signer`` (None: unsigned) and a size limit (default ``PAIGEANT_MAX_MESSAGE_BYTES``)."""
+        self.signer = signer
+        self.max_bytes = max_bytes
+
+    def seal(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        message_id: str,
+        correlation_id: str,
+        traceparent: str | None,
+        delay: float = 0.0,
+    ) -> Outgoing:
+        """Return the Outgoing for canonical ``body``: size-checked, signed, with trace headers."""
+        check_size(body, self.max_bytes)
+        headers = {CORRELATION_HEADER: correlation_id}
+        if traceparent:
+            headers[TRACEPARENT] = traceparent
+        if self.signer is not None:
+            headers[SIGNATURE_HEADER] = self.signer.sign(body)
+        return Outgoing(queue, body, message_id, headers, delay)
+
+    def open(self, delivery: Delivery) -> bytes:
+        """Return the verified body of ``delivery``; raise RejectedMessage with a reason otherwise."""
+        return self.open_body(delivery.body, delivery.headers)
+
+    def open_body(self, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """Check size and signature of ``body`` before anything parses it into user code."""
+        try:
+            check_size(body, self.max_bytes)
+        except MessageTooLargeError as exc:
+            raise RejectedMessage(f"message too large: {exc}") from None
+        if self.signer is None:
+            return body
+        signature = headers.get(SIGNATURE_HEADER, "")
+        try:
+            self.signer.verify(body, signature)
+            return body
+        except SignatureError as exc:
+            first_error = exc
+        canonical = _canonical_or_none(body)
+        if canonical is not None and canonical != body:
+            try:
+                self.signer.verify(canonical, signature)
+                return canonical
+            except SignatureError:
+                pass
+        raise RejectedMessage(f"invalid signature: {first_error}")
+
+
+def _canonical_or_none(body: bytes) -> bytes | None:
+    """Re-encode JSON ``body`` canonically (key order does not matter), or None if not JSON."""
+    try:
+        return canonical_json(json.loads(body))
+    except ValueError:
+        return None
