@@ -34,6 +34,7 @@ class ActivityContext:
         obo_token: str | None = None,
         worker: str = "",
         compensating: bool = False,
+        added_steps: int = 0,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Create a context; the worker does this for every step it runs."""
@@ -51,6 +52,8 @@ class ActivityContext:
         self.spec = spec
         self.worker = worker
         self.compensating = compensating
+        #: Steps added to this workflow's itinerary by earlier steps (for per-workflow limits).
+        self.added_steps = added_steps
         self._obo_token = obo_token
         self._heartbeat = heartbeat
         self.added_activities: list[ActivitySpec] = []

@@ -132,6 +132,7 @@ class StepRunner:
             spec=spec,
             obo_token=message.obo_token,
             worker=self.worker_id,
+            added_steps=message.routing_slip.added_steps,
             heartbeat=delivery.extend,
         )
         started_at, started = utcnow(), time.perf_counter()
