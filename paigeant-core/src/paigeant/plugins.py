@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 from . import hookspecs
-from .errors import DuplicatePluginError, PluginNotFoundError
+from .errors import DuplicatePluginError, PluginLoadError, PluginNotFoundError
 
 if TYPE_CHECKING:
     from .identity import IdentityProvider
@@ -24,6 +24,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "Registration",
+    "blocked_plugins",
     "get_identity_provider",
     "get_plugin_manager",
     "get_signer",
@@ -78,6 +79,7 @@ class PluginInfo:
 
 
 _manager: pluggy.PluginManager | None = None
+_plugin_dists: dict[str, tuple[str, str]] = {}
 
 
 def _core_version() -> str:
@@ -93,9 +95,37 @@ def blocked_plugins() -> list[str]:
     return [name.strip() for name in raw.split(",") if name.strip()]
 
 
+def _load_entry_points(manager: pluggy.PluginManager) -> dict[str, tuple[str, str]]:
+    """Register every ``paigeant`` entry point not blocked; a broken one fails with its name."""
+    loaded: dict[str, tuple[str, str]] = {}
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or manager.is_blocked(ep.name):
+                continue
+            dist_name = dist.metadata["name"] or "?"
+            if manager.get_plugin(ep.name) is not None:
+                if loaded.get(ep.name, (None,))[0] == dist_name:
+                    continue  # the same distribution seen twice on sys.path
+                raise DuplicatePluginError(
+                    f"plugin name {ep.name!r} is used by {loaded.get(ep.name, ('?',))[0]} and "
+                    f"by {dist_name}; uninstall one or block it with PAIGEANT_DISABLE_PLUGINS"
+                )
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"plugin {ep.name!r} from {dist_name} {dist.version} failed to load "
+                    f"({type(exc).__name__}: {exc}); reinstall or upgrade it, or skip it with "
+                    f"PAIGEANT_DISABLE_PLUGINS={ep.name}"
+                ) from exc
+            manager.register(plugin, name=ep.name)
+            loaded[ep.name] = (dist_name, dist.version)
+    return loaded
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """Return the plugin manager, loading built-in and entry-point plugins on first call."""
-    global _manager
+    global _manager, _plugin_dists
     if _manager is None:
         manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
         manager.add_hookspecs(hookspecs)
@@ -103,9 +133,11 @@ def get_plugin_manager() -> pluggy.PluginManager:
             manager.register(importlib.import_module(module_name), name=module_name)
         for name in blocked_plugins():
             manager.set_blocked(name)
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        dists = _load_entry_points(manager)
         manager.check_pending()
-        _manager = manager
+        for module_name in DEFAULT_PLUGINS:
+            dists[module_name] = (CORE_DISTRIBUTION, _core_version())
+        _manager, _plugin_dists = manager, dists
     return _manager
 
 
@@ -116,13 +148,8 @@ def reset_plugins() -> None:
 
 
 def _distributions(manager: pluggy.PluginManager) -> dict[str, tuple[str, str]]:
-    found = {
-        manager.get_name(plugin) or "": (dist.project_name, dist.version)
-        for plugin, dist in manager.list_plugin_distinfo()
-    }
-    for module_name in DEFAULT_PLUGINS:
-        found[module_name] = (CORE_DISTRIBUTION, _core_version())
-    return found
+    get_plugin_manager()
+    return _plugin_dists
 
 
 def registrations(kind: Kind) -> dict[str, Registration]:

@@ -241,14 +241,15 @@ class StepRunner:
                     added=list(ctx.added_activities),
                 )
             )
-        forward: list[Outgoing] = []
         if ctx.terminated_reason is not None:
             events.append(
                 self._final(EventType.WORKFLOW_TERMINATED, message, ctx.terminated_reason)
             )
         elif not slip.itinerary:
             events.append(self._final(EventType.WORKFLOW_COMPLETED, message))
-        else:
+        announcements = self._event_messages(message, events)
+        forward: list[Outgoing] = []
+        if slip.itinerary and ctx.terminated_reason is None:
             next_queue = activity_queue(slip.itinerary[0].name)
             try:
                 forward.append(self._next_hop(message, next_queue))
@@ -257,7 +258,7 @@ class StepRunner:
                     delivery, queue, f"cannot forward: {exc}", message.correlation_id
                 )
                 return
-        await delivery.ack(forward=forward + self._event_messages(message, events))
+        await delivery.ack(forward=forward + announcements)
 
     # -- failure and compensation ----------------------------------------------------------
 
@@ -321,12 +322,7 @@ class StepRunner:
                 worker=self.worker_id,
             )
         ]
-        forward: list[Outgoing] = []
-        if slip.compensate_log:
-            forward.append(self._next_hop(message, compensate_queue(slip.compensate_log[-1].name)))
-        else:
-            events.append(self._final(EventType.WORKFLOW_FAULTED, message))
-        await delivery.ack(forward=forward + self._event_messages(message, events))
+        await delivery.ack(forward=self._compensate_next_or_finish(message, events))
 
     async def _compensate(self, delivery: Delivery, queue: str, message: PaigeantMessage) -> None:
         slip = message.routing_slip
@@ -374,12 +370,7 @@ class StepRunner:
                 worker=self.worker_id,
             )
         ]
-        forward: list[Outgoing] = []
-        if slip.compensate_log:
-            forward.append(self._next_hop(message, compensate_queue(slip.compensate_log[-1].name)))
-        else:
-            events.append(self._final(EventType.WORKFLOW_FAULTED, message))
-        await delivery.ack(forward=forward + self._event_messages(message, events))
+        await delivery.ack(forward=self._compensate_next_or_finish(message, events))
 
     def _compensation_context(
         self, delivery: Delivery, message: PaigeantMessage, entry: CompensateLogEntry
@@ -406,6 +397,19 @@ class StepRunner:
         )
 
     # -- building messages -----------------------------------------------------------------
+
+    def _compensate_next_or_finish(
+        self, message: PaigeantMessage, events: list[WorkflowEvent]
+    ) -> list[Outgoing]:
+        """Route a faulted slip to its next compensation, or announce WorkflowFaulted."""
+        slip = message.routing_slip
+        if not slip.compensate_log:
+            events.append(self._final(EventType.WORKFLOW_FAULTED, message))
+        announcements = self._event_messages(message, events)
+        if not slip.compensate_log:
+            return announcements
+        next_queue = compensate_queue(slip.compensate_log[-1].name)
+        return [self._next_hop(message, next_queue), *announcements]
 
     def _next_hop(self, message: PaigeantMessage, queue: str) -> Outgoing:
         """Seal ``message`` (already updated) as the next hop, with a deterministic id."""

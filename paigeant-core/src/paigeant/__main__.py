@@ -1,0 +1,7 @@
+"""``python -m paigeant``: the same as the ``paigeant`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Shared fixtures: a connected in-memory transport and workers running in the background."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pytest_asyncio
+
+from paigeant import Worker
+from paigeant.inmemory import InMemoryTransport
+
+
+@pytest_asyncio.fixture
+async def transport() -> AsyncIterator[InMemoryTransport]:
+    """A connected in-memory transport with a short lease."""
+    async with InMemoryTransport(visibility_timeout=1.0) as connected:
+        yield connected  # type: ignore[misc]
+
+
+@pytest_asyncio.fixture
+async def start_worker() -> AsyncIterator[Callable[[Worker], asyncio.Task[None]]]:
+    """Start workers in the background; they are stopped and drained after the test."""
+    running: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    def start(worker: Worker) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(worker.run())
+        running.append((worker, task))
+        return task
+
+    yield start
+    for worker, task in running:
+        worker.stop()
+    for _, task in running:
+        try:
+            await asyncio.wait_for(task, 10)
+        except (asyncio.CancelledError, TimeoutError):
+            task.cancel()
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "PAIGEANT_TRANSPORT",
+        "PAIGEANT_SIGNER",
+        "PAIGEANT_EVENTS_QUEUE",
+        "PAIGEANT_SIGNING_KEY",
+    ):
+        monkeypatch.delenv(var, raising=False)
