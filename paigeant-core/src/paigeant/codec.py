@@ -46,7 +46,7 @@ def check_size(data: bytes, limit: int | None = None) -> None:
 
 def encode_message(message: PaigeantMessage, *, limit: int | None = None) -> bytes:
     """Return the canonical JSON bytes of ``message``, enforcing the size limit."""
-    data = canonical_json(message.model_dump(mode="json"))
+    data = canonical_json(message.model_dump(mode="json", exclude_none=True))
     check_size(data, limit)
     return data
 

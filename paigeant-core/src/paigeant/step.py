@@ -14,7 +14,13 @@ from pydantic_core import to_jsonable_python
 from .activity import Activity
 from .codec import MalformedMessageError, canonical_json, decode_message, encode_message
 from .context import ActivityContext
-from .errors import ActivityTimeoutError, InvalidTokenError, MessageTooLargeError, NonRetryableError
+from .errors import (
+    ActivityTimeoutError,
+    IdentityProviderUnavailableError,
+    InvalidTokenError,
+    MessageTooLargeError,
+    NonRetryableError,
+)
 from .events import EventType, WorkflowEvent
 from .identity import IdentityProvider
 from .messages import (
@@ -117,6 +123,9 @@ class StepRunner:
             logger.warning("[%s] %s; faulting workflow", cid, fault.error)
             await self._fault(delivery, message, fault)
             return
+        except IdentityProviderUnavailableError as exc:
+            await self._failed(delivery, message, activity, spec, exc)  # a failed attempt
+            return
         log = message.routing_slip.activity_log
         ctx = ActivityContext(
             correlation_id=cid,
@@ -169,6 +178,26 @@ class StepRunner:
                 "PAIGEANT_OBO_SECRET)"
             )
         return dict(self.identity_provider.validate(message.obo_token))
+
+    def _compensation_claims(self, message: PaigeantMessage) -> dict[str, Any]:
+        """Claims for a compensation, which must run even once the token has expired.
+
+        It undoes work the token authorised when that work ran, so the provider's
+        ``validate_for_compensation`` accepts an expired but otherwise valid token; a token
+        that fails anything else (or a provider that cannot answer) gives empty claims.
+        """
+        if message.obo_token is None or self.identity_provider is None:
+            return {}
+        try:
+            return dict(self.identity_provider.validate_for_compensation(message.obo_token))
+        except (InvalidTokenError, IdentityProviderUnavailableError) as exc:
+            logger.warning(
+                "[%s] compensating with empty user claims: %s",
+                message.correlation_id,
+                exc,
+                extra={"correlation_id": message.correlation_id},
+            )
+            return {}
 
     @contextlib.asynccontextmanager
     async def _leased(self, delivery: Delivery) -> AsyncIterator[None]:
@@ -376,10 +405,7 @@ class StepRunner:
         self, delivery: Delivery, message: PaigeantMessage, entry: CompensateLogEntry
     ) -> ActivityContext:
         log = message.routing_slip.activity_log
-        try:
-            claims = self._claims(message)
-        except InvalidTokenError:
-            claims = {}  # compensation still undoes work that was authorised when it ran
+        claims = self._compensation_claims(message)
         return ActivityContext(
             correlation_id=message.correlation_id,
             activity=entry.name,
@@ -455,7 +481,7 @@ class StepRunner:
             targets = [sub.queue for sub in subscriptions if sub.wants(event.type)]
             if not targets:
                 continue
-            body = canonical_json(event.model_dump(mode="json"))
+            body = canonical_json(event.model_dump(mode="json", exclude_none=True))
             for target in targets:
                 try:
                     out.append(

@@ -1,0 +1,32 @@
+"""Shared helpers for the benchmark scripts: percentiles, peak memory, JSON + summary output."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+from typing import Any
+
+__all__ = ["peak_rss_mib", "percentile", "report"]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Return the ``pct`` percentile of ``values`` (0 for an empty list)."""
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[min(int(pct), 99) - 1]
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def report(result: dict[str, Any], summary: str) -> None:
+    """Print the JSON result on stdout and a one-line summary on stderr."""
+    json.dump(result, sys.stdout, indent=2, sort_keys=True)
+    print()
+    print(summary, file=sys.stderr)

@@ -1,0 +1,184 @@
+"""Workflow hop throughput: N workflows of K no-op steps through real workers.
+
+    uv run python benchmarks/hops.py --transport inmemory --workflows 2000 --steps 5 --concurrency 64
+    uv run python benchmarks/hops.py --signer none --signer hmac --signer ed25519
+    uv run python benchmarks/hops.py --envelope
+
+Prints JSON (hops/s, workflows/s, p50/p99 per-hop latency, peak RSS) and one summary line
+per configuration; with several ``--signer`` values, also each one's ratio to the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import time
+from typing import Any
+
+from _common import peak_rss_mib, percentile, report
+
+from paigeant import (
+    ActivityContext,
+    ActivitySpec,
+    Worker,
+    WorkflowDispatcher,
+    activity,
+    get_transport,
+)
+from paigeant.codec import encode_message
+from paigeant.messages import PaigeantMessage, RoutingSlip, hop_message_id
+from paigeant.signing import Signer
+
+
+def make_signer(name: str) -> Signer | str:
+    """Return the signer for ``name`` with throwaway keys (``none`` turns signing off)."""
+    if name == "none":
+        return "none"
+    if name == "hmac":
+        from paigeant.hmac_signer import HmacSigner
+
+        return HmacSigner(secrets.token_hex(32), key_id="bench")
+    if name == "ed25519":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        from paigeant import get_signer
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return get_signer("ed25519", private_key=pem.decode(), key_id="bench")
+    raise SystemExit(f"unknown signer {name!r}: use none, hmac or ed25519")
+
+
+def no_op_activities(steps: int) -> list[Any]:
+    """K distinct no-op activities, so every hop crosses queues."""
+    activities = []
+    for i in range(steps):
+
+        async def step(ctx: ActivityContext) -> None:
+            return None
+
+        activities.append(activity(f"step-{i}")(step))
+    return activities
+
+
+async def run(
+    transport_name: str, signer_name: str, workflows: int, steps: int, concurrency: int
+) -> dict[str, Any]:
+    """Run ``workflows`` workflows of ``steps`` steps and return the measurements."""
+    transport = get_transport(transport_name)
+    signer = make_signer(signer_name)
+    itinerary = [ActivitySpec(name=f"step-{i}") for i in range(steps)]
+    async with transport:
+        worker = Worker(
+            transport,
+            no_op_activities(steps),
+            concurrency=concurrency,
+            signer=signer,
+            handle_signals=False,
+        )
+        worker_task = asyncio.ensure_future(worker.run())
+        dispatcher = WorkflowDispatcher(transport, signer=signer)
+        started = time.perf_counter()
+        cids = [await dispatcher.dispatch_workflow(itinerary) for _ in range(workflows)]
+        results = await asyncio.gather(*(dispatcher.wait_for(cid, timeout=600) for cid in cids))
+        elapsed = time.perf_counter() - started
+        worker.stop()
+        await worker_task
+        await dispatcher.close()
+    failed = [r for r in results if r.status != "completed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} workflows did not complete: {failed[0].error}")
+    hop_latencies = [
+        (later.finished_at - earlier.finished_at).total_seconds()
+        for result in results
+        for earlier, later in zip(result.activity_log, result.activity_log[1:], strict=False)
+    ]
+    hops = workflows * steps
+    return {
+        "transport": transport_name,
+        "signer": signer_name,
+        "workflows": workflows,
+        "steps": steps,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 3),
+        "hops_per_second": round(hops / elapsed, 1),
+        "workflows_per_second": round(workflows / elapsed, 1),
+        "hop_latency_p50_ms": round(percentile(hop_latencies, 50) * 1000, 3),
+        "hop_latency_p99_ms": round(percentile(hop_latencies, 99) * 1000, 3),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+def envelope_growth(total_steps: int = 100) -> dict[str, int]:
+    """Bytes of the message at steps 1, 10 and 100 of a ``total_steps``-step workflow."""
+    from paigeant.messages import ActivityLogEntry, utcnow
+
+    now = utcnow()
+    message = PaigeantMessage(
+        message_id=hop_message_id("c" * 36, 0),
+        correlation_id="c" * 36,
+        routing_slip=RoutingSlip(
+            itinerary=[ActivitySpec(name=f"step-{i}") for i in range(total_steps)]
+        ),
+        headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+    )
+    sizes = {}
+    for step in range(1, total_steps + 1):
+        if step in (1, 10, 100):
+            sizes[f"step_{step}_bytes"] = len(encode_message(message))
+        spec = message.routing_slip.itinerary.pop(0)
+        message.routing_slip.activity_log.append(
+            ActivityLogEntry(
+                name=spec.name,
+                output=None,
+                started_at=now,
+                finished_at=now,
+                attempt=1,
+                worker="host:1234:abcdef",
+            )
+        )
+        message.hop = step
+        message.message_id = hop_message_id(message.correlation_id, step)
+    return sizes
+
+
+def main() -> None:
+    """Parse arguments, run each configuration and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transport", default=os.environ.get("PAIGEANT_TRANSPORT", "inmemory"))
+    parser.add_argument("--workflows", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--signer", action="append", choices=["none", "hmac", "ed25519"])
+    parser.add_argument("--envelope", action="store_true", help="also report envelope growth")
+    args = parser.parse_args()
+    signers = args.signer or ["none"]
+    runs = [
+        asyncio.run(run(args.transport, name, args.workflows, args.steps, args.concurrency))
+        for name in signers
+    ]
+    baseline = runs[0]["hops_per_second"]
+    for result in runs:
+        result["ratio_to_first"] = round(result["hops_per_second"] / baseline, 3)
+    output: dict[str, Any] = {"runs": runs}
+    if args.envelope:
+        output["envelope"] = envelope_growth()
+    summary = "; ".join(
+        f"{r['transport']}/{r['signer']}: {r['hops_per_second']:,.0f} hops/s "
+        f"({r['workflows_per_second']:,.0f} workflows/s, p50 {r['hop_latency_p50_ms']} ms, "
+        f"p99 {r['hop_latency_p99_ms']} ms, x{r['ratio_to_first']})"
+        for r in runs
+    )
+    if args.envelope:
+        summary += f"; envelope {output['envelope']}"
+    report(output, summary)
+
+
+if __name__ == "__main__":
+    main()
