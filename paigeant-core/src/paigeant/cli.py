@@ -143,14 +143,14 @@ def dispatch(
     """Dispatch a workflow of ACTIVITY... and print its correlation id (and result with --wait)."""
     from .dispatcher import WorkflowDispatcher
 
-    chosen = _transport(transport)
-    _refuse_in_memory(chosen, "dispatch")
+    variables = _parse_vars(var or [])
     try:
         specs = [ActivitySpec(name=name) for name in activities]
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    variables = _parse_vars(var or [])
+    chosen = _transport(transport)
+    _refuse_in_memory(chosen, "dispatch")
 
     async def run() -> int:
         async with chosen:
