@@ -30,7 +30,7 @@ async def start_worker() -> AsyncIterator[Callable[[Worker], asyncio.Task[None]]
         return task
 
     yield start
-    for worker, task in running:
+    for worker, _ in running:
         worker.stop()
     for _, task in running:
         try:

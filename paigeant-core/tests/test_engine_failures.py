@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import signal
@@ -52,7 +53,7 @@ async def test_retries_with_backoff_then_success(
     assert result.status == "completed"
     assert [a for a, _ in attempts] == [1, 2, 3]
     assert result.activity_log[0].attempt == 3
-    gaps = [b - a for (_, a), (_, b) in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.045 and gaps[1] >= 0.095, f"backoff not applied: {gaps}"
 
 
@@ -389,11 +390,13 @@ async def test_unfinished_steps_at_shutdown_are_redelivered(
     transport: InMemoryTransport, start_worker: Any
 ) -> None:
     attempts: list[int] = []
+    first_started = asyncio.Event()
 
     @activity("stuck")
     async def stuck(ctx: ActivityContext) -> str:
         attempts.append(ctx.attempt)
         if ctx.attempt == 1:
+            first_started.set()
             await asyncio.sleep(30)
         return "second time lucky"
 
@@ -401,8 +404,7 @@ async def test_unfinished_steps_at_shutdown_are_redelivered(
     task = asyncio.ensure_future(first.run())
     dispatcher = WorkflowDispatcher(transport)
     cid = await dispatcher.dispatch_workflow([ActivitySpec(name="stuck")])
-    while not attempts:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(first_started.wait(), 5)
     first.stop()
     await asyncio.wait_for(task, 5)
     start_worker(Worker(transport, [stuck]))
