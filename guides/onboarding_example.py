@@ -62,11 +62,15 @@ async def send_notification(ctx: ActivityContext) -> dict[str, Any]:
 def show(result: WorkflowResult) -> None:
     """Print which steps ran, which were compensated, and why the workflow ended."""
     print(f"  status:      {result.status}")
-    print(f"  ran:         {', '.join(f'{e.name} (attempt {e.attempt})' for e in result.activity_log)}")
+    print(
+        f"  ran:         {', '.join(f'{e.name} (attempt {e.attempt})' for e in result.activity_log)}"
+    )
     if result.compensated:
         print(f"  compensated: {', '.join(result.compensated)}")
     if result.error:
-        print(f"  why:         {result.fault.activity if result.fault else '?'} failed: {result.error}")
+        print(
+            f"  why:         {result.fault.activity if result.fault else '?'} failed: {result.error}"
+        )
     print(f"  variables:   {result.variables}")
 
 
