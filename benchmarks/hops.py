@@ -3,6 +3,7 @@
     uv run python benchmarks/hops.py --transport inmemory --workflows 2000 --steps 5 --concurrency 64
     uv run python benchmarks/hops.py --signer none --signer hmac --signer ed25519
     uv run python benchmarks/hops.py --envelope
+    uv run --group bench python benchmarks/hops.py --transport redis --baselines
 
 Prints JSON (hops/s, workflows/s, p50/p99 per-hop latency, peak RSS) and one summary line
 per configuration; with several ``--signer`` values, also each one's ratio to the first.
@@ -115,6 +116,18 @@ async def run(
     }
 
 
+def redis_baselines(workflows: int, steps: int, concurrency: int) -> list[dict[str, Any]]:
+    """Run the raw redis-py loop and FastStream with the same shape, on the same Redis."""
+    from _redis_baselines import faststream_hops, raw_redis_hops
+
+    url = os.environ.get("PAIGEANT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    body = envelope_growth(steps).get("step_1_bytes", 1500)
+    return [
+        asyncio.run(raw_redis_hops(url, workflows, steps, concurrency, body)),
+        asyncio.run(faststream_hops(url, workflows, steps, concurrency, body)),
+    ]
+
+
 def envelope_growth(total_steps: int = 100) -> dict[str, int]:
     """Bytes of the message at steps 1, 10 and 100 of a ``total_steps``-step workflow."""
     from paigeant.messages import ActivityLogEntry, utcnow
@@ -128,9 +141,9 @@ def envelope_growth(total_steps: int = 100) -> dict[str, int]:
         ),
         headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
     )
-    sizes = {}
+    sizes: dict[str, int] = {}
     for step in range(1, total_steps + 1):
-        if step in (1, 10, 100):
+        if step in (1, 10, 100) and step <= total_steps:
             sizes[f"step_{step}_bytes"] = len(encode_message(message))
         spec = message.routing_slip.itinerary.pop(0)
         message.routing_slip.activity_log.append(
@@ -157,12 +170,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--signer", action="append", choices=["none", "hmac", "ed25519"])
     parser.add_argument("--envelope", action="store_true", help="also report envelope growth")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="redis only: also run a raw redis-py loop and FastStream on the same Redis",
+    )
     args = parser.parse_args()
     signers = args.signer or ["none"]
     runs = [
         asyncio.run(run(args.transport, name, args.workflows, args.steps, args.concurrency))
         for name in signers
     ]
+    if args.baselines:
+        runs += redis_baselines(args.workflows, args.steps, args.concurrency)
     baseline = runs[0]["hops_per_second"]
     for result in runs:
         result["ratio_to_first"] = round(result["hops_per_second"] / baseline, 3)
@@ -172,7 +192,7 @@ def main() -> None:
     summary = "; ".join(
         f"{r['transport']}/{r['signer']}: {r['hops_per_second']:,.0f} hops/s "
         f"({r['workflows_per_second']:,.0f} workflows/s, p50 {r['hop_latency_p50_ms']} ms, "
-        f"p99 {r['hop_latency_p99_ms']} ms, x{r['ratio_to_first']})"
+        f"p99 {r['hop_latency_p99_ms']} ms, x{r['ratio_to_first']} of the first)"
         for r in runs
     )
     if args.envelope:

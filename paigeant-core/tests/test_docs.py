@@ -24,4 +24,6 @@ def _hooks() -> list[str]:
 def test_hook_is_documented_with_its_signature(hook: str) -> None:
     params = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
     text = (DOCS / "writing-plugins.md").read_text()
-    assert f"`{hook}({params})`" in text, f"docs/writing-plugins.md does not document {hook}({params})"
+    assert f"`{hook}({params})`" in text, (
+        f"docs/writing-plugins.md does not document {hook}({params})"
+    )

@@ -9,9 +9,13 @@ from typing import Any
 from .activity import Activity, activity
 from .context import ActivityContext
 from .dispatcher import WorkflowDispatcher
+from .ed25519_signer import Ed25519Signer
 from .errors import (
+    AwsCredentialsError,
+    AwsTokenRejectedError,
     ConfigurationError,
     DuplicatePluginError,
+    IdentityProviderUnavailableError,
     InvalidTokenError,
     MessageTooLargeError,
     NonRetryableError,
@@ -21,9 +25,11 @@ from .errors import (
     TransportConnectionError,
 )
 from .events import EventType, WorkflowEvent, WorkflowResult
+from .hmac_signer import HmacSigner
 from .hookspecs import hookimpl
 from .identity import IdentityProvider
 from .inmemory import InMemoryTransport
+from .jwt_identity import JwtIdentityProvider
 from .messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip, Subscription
 from .plugins import get_identity_provider, get_signer, get_transport
 from .queues import activity_queue, dead_letter_queue
@@ -39,19 +45,28 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
 __all__ = [
     "Activity",
     "ActivityContext",
+    "ActivityExecutor",
     "ActivitySpec",
+    "AwsCredentialsError",
+    "AwsTokenRejectedError",
     "ConfigurationError",
     "Delivery",
     "DuplicatePluginError",
+    "Ed25519Signer",
     "EventType",
+    "HmacSigner",
     "IdentityProvider",
+    "IdentityProviderUnavailableError",
     "InMemoryTransport",
     "InvalidTokenError",
+    "JwtIdentityProvider",
     "MessageTooLargeError",
     "NonRetryableError",
     "Outgoing",
+    "PaigeantAgent",
     "PaigeantError",
     "PaigeantMessage",
+    "PlannerAgentDeps",
     "PluginNotFoundError",
     "RetryPolicy",
     "RoutingSlip",
@@ -61,12 +76,14 @@ __all__ = [
     "Transport",
     "TransportConnectionError",
     "Worker",
+    "WorkflowDependencies",
     "WorkflowDispatcher",
     "WorkflowEvent",
     "WorkflowResult",
     "__version__",
     "activity",
     "activity_queue",
+    "create_planner_agent",
     "dead_letter_queue",
     "get_identity_provider",
     "get_signer",
@@ -75,7 +92,13 @@ __all__ = [
 ]
 
 #: Names loaded on first use, so ``import paigeant`` does not import pydantic-ai.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "ActivityExecutor": ".agents",
+    "PaigeantAgent": ".agents",
+    "PlannerAgentDeps": ".agents",
+    "WorkflowDependencies": ".agents",
+    "create_planner_agent": ".agents",
+}
 
 
 def __getattr__(name: str) -> Any:

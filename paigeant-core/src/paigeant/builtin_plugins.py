@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from .ed25519_signer import Ed25519Signer
 from .hmac_signer import HmacSigner
 from .hookspecs import Register, hookimpl
 from .inmemory import InMemoryTransport
+from .jwt_identity import JwtIdentityProvider
 
-__all__ = ["register_signers", "register_transports"]
+__all__ = ["register_identity_providers", "register_signers", "register_transports"]
 
 
 @hookimpl
@@ -17,5 +19,12 @@ def register_transports(register: Register) -> None:
 
 @hookimpl
 def register_signers(register: Register) -> None:
-    """Register the HS256 signer as ``hmac``."""
+    """Register the HS256 signer as ``hmac`` and the EdDSA signer as ``ed25519``."""
     register("hmac", HmacSigner)
+    register("ed25519", Ed25519Signer)
+
+
+@hookimpl
+def register_identity_providers(register: Register) -> None:
+    """Register the JWT on-behalf-of token validator as ``jwt``."""
+    register("jwt", JwtIdentityProvider)

@@ -59,10 +59,10 @@ def plugins() -> None:
     console.print(table)
 
 
-def _transport(name: str | None) -> Transport:
+def _transport(name: str | None, options: list[str] | None = None) -> Transport:
     try:
-        return get_transport(name)
-    except LookupError as exc:
+        return get_transport(name, **_parse_vars(options or [], flag="--option"))
+    except (LookupError, TypeError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -91,6 +91,12 @@ def worker(
         str | None, typer.Option(help="Transport name (PAIGEANT_TRANSPORT).")
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Steps run at once.")] = 10,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", help="Transport option KEY=VALUE, e.g. visibility_timeout=60."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Run a worker for the activities found in MODULE[:ATTR] until SIGTERM or Ctrl-C."""
@@ -98,7 +104,7 @@ def worker(
     from .worker import Worker
 
     _configure_logging(log_level)
-    chosen = _transport(transport)
+    chosen = _transport(transport, option)
     _refuse_in_memory(chosen, "worker")
     try:
         activities = [act for target in targets for act in load_activities(target)]
@@ -115,12 +121,12 @@ def worker(
         asyncio.run(serve())
 
 
-def _parse_vars(pairs: list[str]) -> dict[str, Any]:
+def _parse_vars(pairs: list[str], flag: str = "--var") -> dict[str, Any]:
     variables: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"--var takes KEY=VALUE, got {pair!r}")
+            raise typer.BadParameter(f"{flag} takes KEY=VALUE, got {pair!r}")
         try:
             variables[key] = json.loads(raw)
         except ValueError:
@@ -139,6 +145,10 @@ def dispatch(
     transport: Annotated[
         str | None, typer.Option(help="Transport name (PAIGEANT_TRANSPORT).")
     ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Transport option KEY=VALUE, e.g. url=redis://..."),
+    ] = None,
 ) -> None:
     """Dispatch a workflow of ACTIVITY... and print its correlation id (and result with --wait)."""
     from .dispatcher import WorkflowDispatcher
@@ -149,7 +159,7 @@ def dispatch(
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    chosen = _transport(transport)
+    chosen = _transport(transport, option)
     _refuse_in_memory(chosen, "dispatch")
 
     async def run() -> int:

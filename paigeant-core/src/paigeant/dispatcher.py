@@ -56,8 +56,8 @@ class WorkflowDispatcher:
         self.reply_queue = reply_queue or f"{namespace()}.replies.{uuid.uuid4().hex}"
         self.on_event = on_event
         self._extra_subscriptions = list(subscriptions)
-        self._signer_choice = signer
-        self._wire: Wire | None = None
+        # Resolved now, so a dispatcher that would send unsigned across processes refuses to start.
+        self._wire = Wire(resolve_signer(transport, signer))
         self._listener: asyncio.Task[None] | None = None
         self._results: OrderedDict[str, WorkflowResult] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
@@ -65,8 +65,6 @@ class WorkflowDispatcher:
     @property
     def wire(self) -> Wire:
         """The wire format (signer and size limit) this dispatcher seals messages with."""
-        if self._wire is None:
-            self._wire = Wire(resolve_signer(self.transport, self._signer_choice))
         return self._wire
 
     def _subscriptions(self) -> list[Subscription]:

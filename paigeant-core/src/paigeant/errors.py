@@ -4,12 +4,16 @@ from __future__ import annotations
 
 __all__ = [
     "ActivityTimeoutError",
+    "AwsCredentialsError",
+    "AwsTokenRejectedError",
     "ConfigurationError",
     "DuplicatePluginError",
+    "IdentityProviderUnavailableError",
     "InvalidTokenError",
     "MessageTooLargeError",
     "NonRetryableError",
     "PaigeantError",
+    "PluginLoadError",
     "PluginNotFoundError",
     "SignatureError",
     "TransportConnectionError",
@@ -22,6 +26,10 @@ class PaigeantError(Exception):
 
 class PluginNotFoundError(PaigeantError, LookupError):
     """No plugin registered the requested transport, signer or identity provider name."""
+
+
+class PluginLoadError(PaigeantError, ImportError):
+    """An installed plugin's module could not be imported or registered."""
 
 
 class DuplicatePluginError(PaigeantError, RuntimeError):
@@ -54,3 +62,23 @@ class NonRetryableError(PaigeantError):
 
 class ActivityTimeoutError(PaigeantError, TimeoutError):
     """An activity ran past its timeout; counts as a failed attempt."""
+
+
+class IdentityProviderUnavailableError(PaigeantError):
+    """The identity provider cannot validate tokens right now (e.g. its JWKS URL is unreachable).
+
+    Unlike InvalidTokenError it does not fault the workflow: the step is redelivered later.
+    """
+
+
+class AwsCredentialsError(PaigeantError):
+    """STS could not provide AWS credentials for the workflow's user (may pass on a retry)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        """Record ``message`` and the STS error ``code`` (e.g. ``IDPCommunicationError``)."""
+        super().__init__(message)
+        self.code = code
+
+
+class AwsTokenRejectedError(AwsCredentialsError, NonRetryableError):
+    """STS rejected the on-behalf-of token, or there is none; retrying cannot help."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from ._keys import load_jwk_set, signing_keys_by_kid
 from .errors import ConfigurationError
 from .jws import JwsSigner
 from .settings import env_str
@@ -38,8 +40,18 @@ class HmacSigner(JwsSigner):
         *,
         key_id: str | None = None,
         verify_keys: Mapping[str, str | bytes] | None = None,
+        jwks: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     ) -> None:
-        """Use ``key`` (else ``PAIGEANT_SIGNING_KEY``) under ``key_id`` (else ``PAIGEANT_SIGNING_KEY_ID``)."""
+        """Use ``key`` (else ``PAIGEANT_SIGNING_KEY``) under ``key_id`` (else ``PAIGEANT_SIGNING_KEY_ID``).
+
+        Args:
+            key: the shared secret that signs (and verifies) under ``key_id``.
+            key_id: the ``kid`` written into every signature (default ``default``).
+            verify_keys: more secrets accepted when verifying, by kid (key rotation); default
+                the ``kid=secret`` pairs of ``PAIGEANT_VERIFY_KEYS``.
+            jwks: a JWKS (file path or mapping) whose ``oct`` keys are also accepted, by kid;
+                default the file named by ``PAIGEANT_VERIFY_JWKS``.
+        """
         secret = key if key is not None else env_str("PAIGEANT_SIGNING_KEY")
         if not secret:
             raise ConfigurationError(
@@ -56,6 +68,12 @@ class HmacSigner(JwsSigner):
         if extra is None:
             raw = env_str("PAIGEANT_VERIFY_KEYS")
             extra = _parse_keys(raw) if raw else {}
-        keys = {k: (v.encode() if isinstance(v, str) else v) for k, v in extra.items()}
+        keys: dict[str, Any] = {}
+        what = "the jwks option" if jwks is not None else "PAIGEANT_VERIFY_JWKS"
+        jwks_source = jwks if jwks is not None else env_str("PAIGEANT_VERIFY_JWKS")
+        if jwks_source:
+            jwk_set = load_jwk_set(jwks_source, what=what)
+            keys.update(signing_keys_by_kid(jwk_set, algorithm=self.algorithm, what=what))
+        keys.update({k: (v.encode() if isinstance(v, str) else v) for k, v in extra.items()})
         keys[kid] = secret_bytes
         super().__init__(signing_key=secret_bytes, key_id=kid, verify_keys=keys)

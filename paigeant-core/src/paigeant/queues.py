@@ -24,14 +24,14 @@ def validate_activity_name(name: str) -> str:
     return name
 
 
-def activity_queue(name: str) -> str:
+def activity_queue(name: str, *, ns: str | None = None) -> str:
     """Return the queue an activity's steps are sent to: ``<namespace>.<name>``."""
-    return f"{namespace()}.{validate_activity_name(name)}"
+    return f"{ns or namespace()}.{validate_activity_name(name)}"
 
 
-def compensate_queue(name: str) -> str:
+def compensate_queue(name: str, *, ns: str | None = None) -> str:
     """Return the queue an activity's compensations are sent to."""
-    return f"{activity_queue(name)}.compensate"
+    return f"{activity_queue(name, ns=ns)}.compensate"
 
 
 def dead_letter_queue(queue: str) -> str:

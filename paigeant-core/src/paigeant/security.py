@@ -34,9 +34,21 @@ def resolve_signer(transport: Transport, signer: Signer | str | None = None) -> 
     """Return the signer to use with ``transport``; None only when signing is explicitly off.
 
     Precedence: the ``signer`` argument (an instance or a registered name), then
-    ``PAIGEANT_SIGNER``, then ``hmac`` when ``PAIGEANT_SIGNING_KEY`` is set. With no key, an
-    in-process transport gets an ephemeral key and a cross-process one refuses to start.
+    ``PAIGEANT_SIGNER``, then ``hmac`` when ``PAIGEANT_SIGNING_KEY`` is set, then ``ed25519``
+    when ``PAIGEANT_SIGNING_PRIVATE_KEY`` is. With no key, an in-process transport gets an
+    ephemeral key and a cross-process one refuses to start (ConfigurationError). Workers and
+    dispatchers sign every hop, so a verify-only signer is refused too.
     """
+    chosen = _choose(transport, signer)
+    if chosen is not None and not getattr(chosen, "can_sign", True):
+        raise ConfigurationError(
+            f"the {chosen.name or type(chosen).__name__} signer has no private key, but workers "
+            "and dispatchers sign every hop: set PAIGEANT_SIGNING_PRIVATE_KEY"
+        )
+    return chosen
+
+
+def _choose(transport: Transport, signer: Signer | str | None) -> Signer | None:
     if isinstance(signer, Signer):
         return signer
     name = signer or env_str("PAIGEANT_SIGNER")
@@ -50,10 +62,13 @@ def resolve_signer(transport: Transport, signer: Signer | str | None = None) -> 
         return get_signer(name)
     if env_str("PAIGEANT_SIGNING_KEY"):
         return get_signer("hmac")
+    if env_str("PAIGEANT_SIGNING_PRIVATE_KEY"):
+        return get_signer("ed25519")
     if not transport.crosses_processes:
         return _ephemeral_signer()
     raise ConfigurationError(
         f"no signing key configured for the {type(transport).__name__}, which crosses processes: "
-        "set PAIGEANT_SIGNING_KEY (the same secret on every worker and dispatcher), or choose "
-        "a signer with PAIGEANT_SIGNER; PAIGEANT_SIGNER=none runs unsigned (not recommended)"
+        "set PAIGEANT_SIGNING_KEY (the same secret on every worker and dispatcher) or "
+        "PAIGEANT_SIGNING_PRIVATE_KEY (ed25519), or choose a signer with PAIGEANT_SIGNER; "
+        "PAIGEANT_SIGNER=none runs unsigned (not recommended)"
     )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -34,6 +34,7 @@ from .messages import (
     utcnow,
 )
 from .queues import activity_queue, compensate_queue
+from .settings import namespace
 from .tracing import TRACEPARENT, child_traceparent
 from .transport import Delivery, Outgoing, Transport
 from .wire import CORRELATION_HEADER, RejectedMessage, Wire
@@ -61,6 +62,17 @@ class StepRunner:
         self.wire = wire
         self.worker_id = worker_id
         self.identity_provider = identity_provider
+        self._namespace = namespace()
+        self._queues: dict[tuple[str, bool], str] = {}
+
+    def _queue(self, name: str, *, compensation: bool = False) -> str:
+        """Queue of ``name`` (or of its compensation), cached: names are fixed per worker."""
+        key = (name, compensation)
+        queue = self._queues.get(key)
+        if queue is None:
+            make = compensate_queue if compensation else activity_queue
+            queue = self._queues[key] = make(name, ns=self._namespace)
+        return queue
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -107,7 +119,7 @@ class StepRunner:
             reason = f"unknown activity {spec.name!r} (this worker hosts: {hosted})"
             await self._reject(delivery, queue, reason, cid)
             return
-        if queue != activity_queue(spec.name):
+        if queue != self._queue(spec.name):
             reason = f"step {spec.name!r} arrived on queue {queue!r}, not its own"
             await self._reject(delivery, queue, reason, cid)
             return
@@ -146,7 +158,7 @@ class StepRunner:
         )
         started_at, started = utcnow(), time.perf_counter()
         try:
-            async with self._leased(delivery):
+            with self._leased(delivery):
                 output = await _with_timeout(
                     activity.execute(ctx), spec.timeout or activity.timeout, spec.name
                 )
@@ -199,24 +211,34 @@ class StepRunner:
             )
             return {}
 
-    @contextlib.asynccontextmanager
-    async def _leased(self, delivery: Delivery) -> AsyncIterator[None]:
-        """Keep the delivery's lease alive while the block runs."""
+    @contextlib.contextmanager
+    def _leased(self, delivery: Delivery) -> Iterator[None]:
+        """Keep the delivery's lease alive while the block runs (a timer, not a task per step)."""
+        loop = asyncio.get_running_loop()
         interval = max(self.transport.visibility_timeout / 3, 0.01)
+        timer: asyncio.TimerHandle | None = None
+        beating: set[asyncio.Task[None]] = set()
 
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await delivery.extend()
-                except Exception:  # pragma: no cover - the lease may simply run out
-                    logger.warning("could not extend lease of %s", delivery.message_id)
+        async def extend() -> None:
+            try:
+                await delivery.extend()
+            except Exception:  # the lease may simply run out; redelivery covers it
+                logger.warning("could not extend lease of %s", delivery.message_id)
 
-        task = asyncio.ensure_future(beat())
+        def beat() -> None:
+            nonlocal timer
+            task = loop.create_task(extend())
+            beating.add(task)
+            task.add_done_callback(beating.discard)
+            timer = loop.call_later(interval, beat)
+
+        timer = loop.call_later(interval, beat)
         try:
             yield
         finally:
-            task.cancel()
+            timer.cancel()
+            for task in beating:
+                task.cancel()
 
     async def _completed(
         self,
@@ -279,7 +301,7 @@ class StepRunner:
         announcements = self._event_messages(message, events)
         forward: list[Outgoing] = []
         if slip.itinerary and ctx.terminated_reason is None:
-            next_queue = activity_queue(slip.itinerary[0].name)
+            next_queue = self._queue(slip.itinerary[0].name)
             try:
                 forward.append(self._next_hop(message, next_queue))
             except MessageTooLargeError as exc:
@@ -367,13 +389,13 @@ class StepRunner:
             reason = f"no compensation for activity {entry.name!r} on this worker"
             await self._reject(delivery, queue, reason, cid)
             return
-        if queue != compensate_queue(entry.name):
+        if queue != self._queue(entry.name, compensation=True):
             reason = f"compensation of {entry.name!r} arrived on queue {queue!r}, not its own"
             await self._reject(delivery, queue, reason, cid)
             return
         ctx = self._compensation_context(delivery, message, entry)
         try:
-            async with self._leased(delivery):
+            with self._leased(delivery):
                 await _with_timeout(activity.run_compensation(ctx), activity.timeout, entry.name)
         except asyncio.CancelledError:
             raise
@@ -434,7 +456,7 @@ class StepRunner:
         announcements = self._event_messages(message, events)
         if not slip.compensate_log:
             return announcements
-        next_queue = compensate_queue(slip.compensate_log[-1].name)
+        next_queue = self._queue(slip.compensate_log[-1].name, compensation=True)
         return [self._next_hop(message, next_queue), *announcements]
 
     def _next_hop(self, message: PaigeantMessage, queue: str) -> Outgoing:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from .codec import canonical_json, check_size
 from .errors import MessageTooLargeError, SignatureError
+from .settings import max_message_bytes
 from .signing import Signer
 from .tracing import TRACEPARENT
 from .transport import Delivery, Outgoing
@@ -36,7 +37,7 @@ class Wire:
     def __init__(self, signer: Signer | None, *, max_bytes: int | None = None) -> None:
         """Use ``signer`` (None: unsigned) and a size limit (default ``PAIGEANT_MAX_MESSAGE_BYTES``)."""
         self.signer = signer
-        self.max_bytes = max_bytes
+        self.max_bytes = max_message_bytes() if max_bytes is None else max_bytes
 
     def seal(
         self,

@@ -66,7 +66,8 @@ class Worker:
         self.drain_timeout = drain_timeout
         self.handle_signals = handle_signals
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._signer_choice = signer
+        # Resolved now, so a worker that would run unsigned across processes refuses to start.
+        self.signer = resolve_signer(transport, signer)
         self._identity_choice = identity_provider
         self._stop: asyncio.Event | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -93,7 +94,7 @@ class Worker:
         runner = StepRunner(
             self.transport,
             self.activities,
-            Wire(resolve_signer(self.transport, self._signer_choice)),
+            Wire(self.signer),
             worker_id=self.name,
             identity_provider=resolve_identity_provider(self._identity_choice),
         )

@@ -1,0 +1,1 @@
+"""Runnable paigeant guides; importable as ``guides.<name>`` from the repository root."""

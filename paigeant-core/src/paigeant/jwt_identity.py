@@ -1,0 +1,272 @@
+"""The built-in ``jwt`` identity provider: validates on-behalf-of JWTs with pinned algorithms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jwt
+from jwt import PyJWK
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
+
+from ._jwks_file import FileJwks
+from ._keys import parse_public_key, read_pem
+from .errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
+from .identity import IdentityProvider
+from .settings import env_float, env_str
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "DEFAULT_LEEWAY",
+    "SECRET_ALGORITHMS",
+    "JwtIdentityProvider",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default algorithms for tokens verified with public keys (JWKS or PEM).
+ASYMMETRIC_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+#: Default algorithms for tokens verified with a shared secret.
+SECRET_ALGORITHMS: tuple[str, ...] = ("HS256",)
+#: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+DEFAULT_LEEWAY = 30.0
+
+_HMAC = frozenset({"HS256", "HS384", "HS512"})
+_EC_ALGORITHMS = {
+    "secp256r1": frozenset({"ES256"}),
+    "secp384r1": frozenset({"ES384"}),
+    "secp521r1": frozenset({"ES512", "ES521"}),
+    "secp256k1": frozenset({"ES256K"}),
+}
+_SUPPORTED = frozenset(jwt.algorithms.get_default_algorithms()) - {"none"}
+
+
+def _algorithms_for(key: Any) -> frozenset[str]:
+    """The JWS algorithms that can verify with public ``key``."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+    if isinstance(key, rsa.RSAPublicKey):
+        return frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return _EC_ALGORITHMS.get(key.curve.name, frozenset())
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return frozenset({"EdDSA"})
+    return frozenset()
+
+
+def _split(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()] or None
+
+
+class JwtIdentityProvider(IdentityProvider):
+    """Validates signature, ``exp``, ``nbf``, ``iss`` and ``aud`` of on-behalf-of JWTs.
+
+    Keys come from exactly one of: a JWKS (file path or http(s) URL), a PEM public key, or a
+    shared secret. Arguments win over ``PAIGEANT_OBO_*`` variables. Reasons for rejecting a
+    token never contain the token.
+    """
+
+    name = "jwt"
+
+    def __init__(
+        self,
+        *,
+        jwks: str | None = None,
+        public_key: str | bytes | None = None,
+        secret: str | bytes | None = None,
+        issuer: str | None = None,
+        audience: str | Sequence[str] | None = None,
+        leeway: float | None = None,
+        algorithms: str | Sequence[str] | None = None,
+        required_claims: Sequence[str] = ("exp",),
+    ) -> None:
+        """Configure keys and checks; each ``None`` falls back to its ``PAIGEANT_OBO_*`` variable.
+
+        Args:
+            jwks: JWKS file path or http(s) URL (``PAIGEANT_OBO_JWKS``).
+            public_key: PEM public key, text or file path (``PAIGEANT_OBO_PUBLIC_KEY``).
+            secret: shared HMAC secret (``PAIGEANT_OBO_SECRET``).
+            issuer: the accepted ``iss`` (``PAIGEANT_OBO_ISSUER``); unset: not checked.
+            audience: accepted ``aud`` values, comma separated in ``PAIGEANT_OBO_AUDIENCE``;
+                unset: a token that names an audience is rejected.
+            leeway: clock skew in seconds (``PAIGEANT_OBO_LEEWAY``, default 30).
+            algorithms: the pinned algorithms (``PAIGEANT_OBO_ALGORITHMS``); default RS256,
+                ES256 and EdDSA for keys, HS256 for a secret.
+            required_claims: claims a token must carry (default ``exp``).
+        """
+        given = {"jwks": jwks, "public_key": public_key, "secret": secret}
+        if not any(value is not None for value in given.values()):
+            given = {
+                "jwks": env_str("PAIGEANT_OBO_JWKS"),
+                "public_key": env_str("PAIGEANT_OBO_PUBLIC_KEY"),
+                "secret": env_str("PAIGEANT_OBO_SECRET"),
+            }
+        chosen = [name for name, value in given.items() if value]
+        if len(chosen) != 1:
+            raise ConfigurationError(
+                "the jwt identity provider needs exactly one key source: PAIGEANT_OBO_JWKS "
+                "(JWKS file or URL), PAIGEANT_OBO_PUBLIC_KEY (PEM) or PAIGEANT_OBO_SECRET "
+                f"(HS256 shared secret); got {', '.join(chosen) or 'none'}"
+            )
+        uses_secret = chosen[0] == "secret"
+        self.algorithms = self._pinned(algorithms, uses_secret)
+        self.issuer = issuer if issuer is not None else env_str("PAIGEANT_OBO_ISSUER")
+        self.audience = _split(
+            audience if audience is not None else env_str("PAIGEANT_OBO_AUDIENCE")
+        )
+        self.leeway = (
+            float(leeway)
+            if leeway is not None
+            else env_float("PAIGEANT_OBO_LEEWAY", DEFAULT_LEEWAY)
+        )
+        if self.leeway < 0:
+            raise ConfigurationError("PAIGEANT_OBO_LEEWAY must not be negative")
+        self.required_claims = list(required_claims)
+        self._secret: bytes | None = None
+        self._public_key: Any = None
+        self._jwks_client: jwt.PyJWKClient | None = None
+        self._jwks_file: FileJwks | None = None
+        source = given[chosen[0]]
+        assert source is not None
+        if uses_secret:
+            self._secret = source.encode() if isinstance(source, str) else source
+        elif chosen[0] == "public_key":
+            setting = "public_key" if public_key is not None else "PAIGEANT_OBO_PUBLIC_KEY"
+            self._public_key = parse_public_key(read_pem(source, what=setting), setting)
+            usable = [alg for alg in self.algorithms if alg in _algorithms_for(self._public_key)]
+            if not usable:
+                raise ConfigurationError(
+                    f"{setting} is a {type(self._public_key).__name__}, which none of the "
+                    f"pinned algorithms ({', '.join(self.algorithms)}) can verify"
+                )
+            self.algorithms = usable
+        else:
+            location = source.decode() if isinstance(source, bytes) else source
+            if "://" in location:
+                try:
+                    self._jwks_client = jwt.PyJWKClient(location, timeout=10, lifespan=300)
+                except PyJWKClientError as exc:
+                    raise ConfigurationError(f"PAIGEANT_OBO_JWKS: {exc}") from None
+            else:
+                self._jwks_file = FileJwks(location, what="PAIGEANT_OBO_JWKS")
+
+    @staticmethod
+    def _pinned(algorithms: str | Sequence[str] | None, uses_secret: bool) -> list[str]:
+        pinned = _split(
+            algorithms if algorithms is not None else env_str("PAIGEANT_OBO_ALGORITHMS")
+        )
+        if pinned is None:
+            return list(SECRET_ALGORITHMS if uses_secret else ASYMMETRIC_ALGORITHMS)
+        unknown = [alg for alg in pinned if alg not in _SUPPORTED]
+        if unknown:
+            raise ConfigurationError(
+                f"PAIGEANT_OBO_ALGORITHMS: unsupported {', '.join(unknown)} "
+                f"(choose from {', '.join(sorted(_SUPPORTED))}; 'none' is never accepted)"
+            )
+        mixed = [alg for alg in pinned if (alg in _HMAC) != uses_secret]
+        if mixed:
+            kind = "a shared secret" if uses_secret else "public keys"
+            raise ConfigurationError(
+                f"PAIGEANT_OBO_ALGORITHMS: {', '.join(mixed)} cannot be used with {kind} "
+                "(mixing HMAC and public-key algorithms allows key-confusion forgeries)"
+            )
+        return pinned
+
+    def validate(self, token: str) -> Mapping[str, Any]:
+        """Return the claims of ``token``; InvalidTokenError (never quoting it) if not valid."""
+        return self._decode(token, verify_exp=True)
+
+    def validate_for_compensation(self, token: str) -> Mapping[str, Any]:
+        """Like ``validate`` but an expired token is accepted: compensations must still run."""
+        return self._decode(token, verify_exp=False)
+
+    def _decode(self, token: str, *, verify_exp: bool) -> dict[str, Any]:
+        if not isinstance(token, str) or not token:
+            raise InvalidTokenError("token is empty")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("token is malformed (not a compact JWT)") from None
+        if header.get("alg") not in self.algorithms:
+            raise InvalidTokenError(
+                f"token algorithm is not accepted (accepted: {', '.join(self.algorithms)})"
+            )
+        key = self._key_for(header)
+        options: dict[str, Any] = {"require": self.required_claims, "verify_exp": verify_exp}
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options=options,  # type: ignore[arg-type]
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(self._reason(exc)) from None
+        except (TypeError, ValueError):  # a key of another type than the algorithm needs
+            raise InvalidTokenError("token algorithm does not match its key") from None
+        return claims
+
+    def _reason(self, exc: jwt.PyJWTError) -> str:
+        """A reason for ``exc`` built from fixed text and configuration, never from the token."""
+        if isinstance(exc, jwt.ExpiredSignatureError):
+            return "token has expired"
+        if isinstance(exc, jwt.ImmatureSignatureError):
+            return "token is not yet valid (nbf or iat is in the future)"
+        if isinstance(exc, jwt.MissingRequiredClaimError):
+            return f"token lacks the required {exc.claim!r} claim"
+        if isinstance(exc, jwt.InvalidAudienceError):
+            if not self.audience:
+                return "token names an audience but PAIGEANT_OBO_AUDIENCE is not set"
+            return f"token audience is not accepted (expected {', '.join(self.audience)})"
+        if isinstance(exc, jwt.InvalidIssuerError):
+            return f"token issuer is not accepted (expected {self.issuer})"
+        if isinstance(exc, jwt.InvalidSignatureError):
+            return "token signature does not verify"
+        if isinstance(exc, jwt.InvalidAlgorithmError | jwt.InvalidKeyError):
+            return "token algorithm does not match its key"
+        if isinstance(exc, jwt.DecodeError):
+            return "token is malformed"
+        return f"token is not valid ({type(exc).__name__})"
+
+    def _key_for(self, header: Mapping[str, Any]) -> Any:
+        if self._secret is not None:
+            return self._secret
+        if self._public_key is not None:
+            return self._public_key
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidTokenError("token key id is malformed")
+        if self._jwks_file is not None:
+            return self._jwks_file.key(kid)
+        assert self._jwks_client is not None
+        return self._key_from_url(self._jwks_client, kid)
+
+    @staticmethod
+    def _key_from_url(client: jwt.PyJWKClient, kid: str | None) -> PyJWK:
+        try:
+            keys = client.get_signing_keys()
+        except (PyJWKClientError, PyJWKSetError) as exc:
+            logger.warning("cannot fetch the on-behalf-of JWKS: %s", type(exc).__name__)
+            raise IdentityProviderUnavailableError(
+                f"cannot fetch the JWKS from PAIGEANT_OBO_JWKS ({type(exc).__name__}); "
+                "the step is retried"
+            ) from None
+        if kid is None:
+            if len(keys) == 1:
+                return keys[0]
+            raise InvalidTokenError("token has no key id and the JWKS holds several keys")
+        try:
+            return client.get_signing_key(kid)
+        except PyJWKClientConnectionError:
+            raise IdentityProviderUnavailableError(
+                "cannot refresh the JWKS from PAIGEANT_OBO_JWKS; the step is retried"
+            ) from None
+        except (PyJWKClientError, PyJWKSetError):
+            raise InvalidTokenError("token key id is not in the JWKS") from None

@@ -1,0 +1,32 @@
+"""docs/security.md documents every security setting the code reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import paigeant
+
+SOURCES = Path(paigeant.__file__).parent
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+MODULES = (
+    "security.py",
+    "hmac_signer.py",
+    "ed25519_signer.py",
+    "jwt_identity.py",
+    "identity_config.py",
+)
+
+
+def test_every_security_variable_is_in_the_configuration_table() -> None:
+    read = set()
+    for module in MODULES:
+        read |= set(re.findall(r'"(PAIGEANT_[A-Z_]+)"', (SOURCES / module).read_text()))
+    assert "PAIGEANT_SIGNING_PRIVATE_KEY" in read
+    table = {
+        line.split("|")[1].strip().strip("`")
+        for line in DOCS.read_text().splitlines()
+        if line.startswith("| `PAIGEANT_")
+    }
+    missing = sorted(read - table)
+    assert not missing, f"docs/security.md does not document {missing}"

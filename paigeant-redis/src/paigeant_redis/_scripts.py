@@ -1,0 +1,347 @@
+"""The Lua scripts that make every multi-key step atomic on the Redis server.
+
+Stream entry fields: ``message_id``, ``body``, ``headers`` (JSON object), ``attempt_base``
+(deliveries before this entry was added, carried across nacks), and on dead letters
+``dead_letter_reason`` and ``dead_letter_queue``. An entry with a ``wake`` field is a marker,
+not a message: it wakes a blocked consumer so it promotes delayed messages or reclaims released
+ones; consumers acknowledge and delete markers. Times come from the server (``TIME``), never
+from client clocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+__all__ = ["Scripts"]
+
+_PRELUDE = r"""
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function field_map(flat)
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  return m
+end
+
+-- Copy a flat field list, setting fields names[i] to values[i] (replaced or appended).
+local function with_fields(flat, names, values)
+  local out, index = {}, {}
+  for i = 1, #names do index[names[i]] = i end
+  local seen = {}
+  for i = 1, #flat, 2 do
+    local j = index[flat[i]]
+    out[#out + 1] = flat[i]
+    if j then
+      out[#out + 1] = values[j]
+      seen[j] = true
+    else
+      out[#out + 1] = flat[i + 1]
+    end
+  end
+  for j = 1, #names do
+    if not seen[j] then
+      out[#out + 1] = names[j]
+      out[#out + 1] = values[j]
+    end
+  end
+  return out
+end
+
+-- Delivery count of pending entry `id`, or nil when it is not pending (for `consumer`, if given).
+local function pending_count(stream, group, id, consumer)
+  local res = redis.pcall('XPENDING', stream, group, id, id, 1)
+  if type(res) ~= 'table' or res.err or #res == 0 then return nil end
+  if consumer and res[1][2] ~= consumer then return nil end
+  return tonumber(res[1][4])
+end
+
+-- Append a message now, or park it in the delayed set (waking consumers if it is due first).
+local function add_message(stream, delayed, data, fields, delay_ms, token, now)
+  if delay_ms > 0 then
+    local due = now + delay_ms
+    local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+    redis.call('HSET', data, token, cmsgpack.pack(fields))
+    redis.call('ZADD', delayed, due, token)
+    if #first == 0 or tonumber(first[2]) > due then
+      redis.call('XADD', stream, '*', 'wake', '1')
+    end
+  else
+    redis.call('XADD', stream, '*', unpack(fields))
+  end
+end
+
+local function dead_letter(stream, dlq, group, id, flat, reason, queue)
+  redis.call('XADD', dlq, '*', unpack(with_fields(flat,
+    {'attempt_base', 'dead_letter_reason', 'dead_letter_queue'}, {'0', reason, queue})))
+  redis.call('XACK', stream, group, id)
+  redis.call('XDEL', stream, id)
+end
+
+-- Nil when `key` is missing or of Redis type `expected`, else an error message.
+local function wrong_type(key, expected)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' or t == expected then return nil end
+  return 'WRONGTYPE key ' .. key .. ' holds a ' .. t .. ', not a ' .. expected
+end
+
+local function too_many(deliveries, max_del)
+  return 'delivered ' .. deliveries .. ' times without success (max_deliveries=' .. max_del .. ')'
+end
+
+-- Drop a marker, dead-letter a message past max_deliveries (noting it in `dead`), or hand it out.
+local function consider(stream, dlq, group, id, count, flat, max_del, queue, out, dead)
+  local f = field_map(flat)
+  if f['wake'] then
+    redis.call('XACK', stream, group, id)
+    redis.call('XDEL', stream, id)
+    return
+  end
+  local attempt = (tonumber(f['attempt_base']) or 0) + count
+  if attempt > max_del then
+    dead_letter(stream, dlq, group, id, flat, too_many(attempt - 1, max_del), queue)
+    dead[#dead + 1] = f['message_id'] or id
+  else
+    out[#out + 1] = {id, count, flat}
+  end
+end
+
+-- Move due delayed messages into the stream; return ms until the next one is due, or -1.
+local function promote(stream, delayed, data, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
+  for _, token in ipairs(due) do
+    local packed = redis.call('HGET', data, token)
+    if packed then
+      redis.call('XADD', stream, '*', unpack(cmsgpack.unpack(packed)))
+      redis.call('HDEL', data, token)
+    end
+    redis.call('ZREM', delayed, token)
+  end
+  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return math.max(tonumber(first[2]) - now, 0)
+end
+"""
+
+# KEYS: stream, delayed, delayed data, dead-letter stream.
+# ARGV: group, consumer, min_idle_ms, want, max_deliveries, queue, reclaim (0/1), cursor,
+#       resume (0/1), promote_limit, n_held, held ids..., marker ids...
+# Returns {ms until next due or -1, autoclaim cursor, {{id, delivery count, fields}...},
+#          {message ids dead-lettered past max_deliveries...}}.
+_PREPARE = r"""
+local stream, dlq, group, consumer = KEYS[1], KEYS[4], ARGV[1], ARGV[2]
+local min_idle, want, max_del = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local queue, cursor = ARGV[6], ARGV[8]
+local n_held = tonumber(ARGV[11])
+local held = {}
+for i = 12, 11 + n_held do held[ARGV[i]] = true end
+for i = 12 + n_held, #ARGV do
+  redis.call('XACK', stream, group, ARGV[i])
+  redis.call('XDEL', stream, ARGV[i])
+end
+local now = now_ms()
+local out, dead = {}, {}
+if want > 0 and ARGV[9] == '1' then
+  -- Entries this consumer was given but never saw (a reply lost with its connection).
+  local pending = redis.call('XPENDING', stream, group, '-', '+', want + n_held, consumer)
+  for _, p in ipairs(pending) do
+    if #out >= want then break end
+    local id = p[1]
+    if not held[id] then
+      local found = redis.call('XRANGE', stream, id, id)
+      if #found == 0 then
+        redis.call('XACK', stream, group, id)
+      else
+        redis.call('XCLAIM', stream, group, consumer, 0, id, 'JUSTID')
+        consider(stream, dlq, group, id, tonumber(p[4]), found[1][2], max_del, queue, out, dead)
+      end
+    end
+  end
+end
+if want > #out and ARGV[7] == '1' then
+  for _ = 1, 8 do
+    local res = redis.call('XAUTOCLAIM', stream, group, consumer, min_idle, cursor,
+      'COUNT', want - #out)
+    cursor = res[1]
+    for _, entry in ipairs(res[2]) do
+      if type(entry) == 'table' then
+        local id, flat = entry[1], entry[2]
+        if type(flat) ~= 'table' then
+          redis.call('XACK', stream, group, id)
+        else
+          local count = pending_count(stream, group, id, consumer) or 1
+          consider(stream, dlq, group, id, count, flat, max_del, queue, out, dead)
+        end
+      end
+    end
+    if cursor == '0-0' or #out >= want then break end
+  end
+end
+local next_due = promote(stream, KEYS[2], KEYS[3], now, tonumber(ARGV[10]))
+return {next_due, cursor, out, dead}
+"""
+
+# KEYS: stream, delayed, delayed data.  ARGV: message_id, body, headers, delay_ms, token.
+_PUBLISH_DELAYED = r"""
+add_message(KEYS[1], KEYS[2], KEYS[3],
+  {'message_id', ARGV[1], 'body', ARGV[2], 'headers', ARGV[3], 'attempt_base', '0'},
+  tonumber(ARGV[4]), ARGV[5], now_ms())
+return 1
+"""
+
+# KEYS: source stream, then per forward: stream, delayed, delayed data, dedup set.
+# ARGV: group, entry id, dedup_ttl_ms, then per forward: message_id, body, headers, delay_ms, token.
+# Returns {1 if the entry was still pending else 0, forwards skipped as duplicates}.
+_ACK = r"""
+local group, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- Check every target first: a failing forward must leave nothing half done and nothing acked.
+local expected = {'stream', 'zset', 'hash', 'zset'}
+for k = 2, #KEYS do
+  local problem = wrong_type(KEYS[k], expected[(k - 2) % 4 + 1])
+  if problem then return redis.error_reply(problem) end
+end
+local now = now_ms()
+local skipped = 0
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local k, a = 1 + i * 4, 3 + i * 5
+  local message_id = ARGV[a + 1]
+  local fresh = true
+  if ttl > 0 then
+    local dedup = KEYS[k + 4]
+    redis.call('ZREMRANGEBYSCORE', dedup, '-inf', now)
+    if redis.call('ZSCORE', dedup, message_id) then
+      fresh = false
+    else
+      redis.call('ZADD', dedup, now + ttl, message_id)
+      redis.call('PEXPIRE', dedup, ttl)
+    end
+  end
+  if fresh then
+    add_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
+      {'message_id', message_id, 'body', ARGV[a + 2], 'headers', ARGV[a + 3], 'attempt_base', '0'},
+      tonumber(ARGV[a + 4]), ARGV[a + 5], now)
+  else
+    skipped = skipped + 1
+  end
+end
+local acked = redis.call('XACK', KEYS[1], group, id)
+redis.call('XDEL', KEYS[1], id)
+return {acked, skipped}
+"""
+
+# KEYS: stream, delayed, delayed data, dead-letter stream.
+# ARGV: group, consumer, entry id, delay_ms, token, max_deliveries, queue.
+# Returns 0 (not held: nothing done), 1 (requeued) or 2 (dead-lettered: no deliveries left).
+_NACK = r"""
+local stream, group, id = KEYS[1], ARGV[1], ARGV[3]
+local count = pending_count(stream, group, id, ARGV[2])
+if not count then return 0 end
+local found = redis.call('XRANGE', stream, id, id)
+if #found == 0 then
+  redis.call('XACK', stream, group, id)
+  return 0
+end
+local flat = found[1][2]
+local attempt = (tonumber(field_map(flat)['attempt_base']) or 0) + count
+local max_del = tonumber(ARGV[6])
+if attempt >= max_del then
+  dead_letter(stream, KEYS[4], group, id, flat, too_many(attempt, max_del), ARGV[7])
+  return 2
+end
+redis.call('XACK', stream, group, id)
+redis.call('XDEL', stream, id)
+add_message(stream, KEYS[2], KEYS[3], with_fields(flat, {'attempt_base'}, {tostring(attempt)}),
+  tonumber(ARGV[4]), ARGV[5], now_ms())
+return 1
+"""
+
+# KEYS: stream, dead-letter stream.  ARGV: group, consumer, entry id, reason, queue.
+_DEAD_LETTER = r"""
+local stream, group, id = KEYS[1], ARGV[1], ARGV[3]
+if not pending_count(stream, group, id, ARGV[2]) then return 0 end
+local found = redis.call('XRANGE', stream, id, id)
+if #found == 0 then
+  redis.call('XACK', stream, group, id)
+  return 0
+end
+dead_letter(stream, KEYS[2], group, id, found[1][2], ARGV[4], ARGV[5])
+return 1
+"""
+
+# KEYS: stream.  ARGV: group, consumer, entry id.  Resets the entry's idle time if still held.
+_EXTEND = r"""
+if not pending_count(KEYS[1], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"""
+
+# KEYS: stream.  ARGV: group, consumer, idle_ms, delivered ids...
+# Makes every entry the consumer holds claimable at once; entries it never handed out keep
+# their delivery count, so the next delivery's attempt is right. Returns how many it released.
+_RELEASE = r"""
+local stream, group, consumer, idle = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local pending = redis.pcall('XPENDING', stream, group, '-', '+', 100000, consumer)
+if type(pending) ~= 'table' or pending.err then return 0 end
+local delivered = {}
+for i = 4, #ARGV do delivered[ARGV[i]] = true end
+for _, p in ipairs(pending) do
+  local id, count = p[1], tonumber(p[4])
+  if delivered[id] then
+    redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', idle, 'JUSTID')
+  else
+    redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', idle,
+      'RETRYCOUNT', math.max(count - 1, 0), 'JUSTID')
+  end
+end
+if #pending > 0 then redis.call('XADD', stream, '*', 'wake', '1') end
+return #pending
+"""
+
+# KEYS: stream.  ARGV: group, idle_ms, own consumer name.  Deletes idle consumers holding nothing.
+_PRUNE = r"""
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if type(consumers) ~= 'table' or consumers.err then return 0 end
+local removed = 0
+for _, c in ipairs(consumers) do
+  local info = field_map(c)
+  if tonumber(info['pending']) == 0 and tonumber(info['idle']) > tonumber(ARGV[2])
+      and info['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+
+class Scripts:
+    """The transport's Lua scripts, registered on one client (reloaded after NOSCRIPT)."""
+
+    def __init__(self, client: Redis) -> None:
+        """Register every script on ``client``."""
+        self.prepare = _Script(client.register_script(_PRELUDE + _PREPARE))
+        self.publish_delayed = _Script(client.register_script(_PRELUDE + _PUBLISH_DELAYED))
+        self.ack = _Script(client.register_script(_PRELUDE + _ACK))
+        self.nack = _Script(client.register_script(_PRELUDE + _NACK))
+        self.dead_letter = _Script(client.register_script(_PRELUDE + _DEAD_LETTER))
+        self.extend = _Script(client.register_script(_PRELUDE + _EXTEND))
+        self.release = _Script(client.register_script(_PRELUDE + _RELEASE))
+        self.prune = _Script(client.register_script(_PRELUDE + _PRUNE))
+
+
+class _Script:
+    """A typed wrapper around a registered script."""
+
+    __slots__ = ("_script",)
+
+    def __init__(self, script: AsyncScript) -> None:
+        self._script = script
+
+    async def __call__(self, keys: list[str], args: list[str | int | bytes]) -> Any:
+        """Run the script with ``keys`` and ``args``; returns the raw reply."""
+        return await self._script(keys=keys, args=args)

@@ -1,0 +1,284 @@
+"""RedisTransport: paigeant's Transport over Redis Streams with consumer groups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
+
+from paigeant.errors import TransportConnectionError
+from paigeant.transport import Delivery, Transport
+
+from ._codec import delay_ms, encode_headers
+from ._consumer import ConsumeLoop
+from ._errors import CONNECTION_ERRORS
+from ._keys import CONSUMER_GROUP, KeySpace
+from ._scripts import Scripts
+
+__all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_URL", "RedisTransport"]
+
+logger = logging.getLogger(__name__)
+
+#: Used when neither ``url=`` nor ``PAIGEANT_REDIS_URL`` is given.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+#: Used when neither ``key_prefix=`` nor ``PAIGEANT_REDIS_KEY_PREFIX`` is given.
+DEFAULT_KEY_PREFIX = "paigeant"
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+_KEEPALIVE: dict[int, int | bytes] = {
+    option: value
+    for option, value in (
+        (getattr(socket, "TCP_KEEPIDLE", None), 10),
+        (getattr(socket, "TCP_KEEPINTVL", None), 5),
+        (getattr(socket, "TCP_KEEPCNT", None), 3),
+    )
+    if option is not None
+}
+
+
+def _redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class RedisTransport(Transport):
+    """Queues as Redis streams: consumer-group leases, XAUTOCLAIM recovery, Lua-atomic settles."""
+
+    crosses_processes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        visibility_timeout: float = 30.0,
+        max_deliveries: int = 10,
+        key_prefix: str | None = None,
+        dedup_ttl: float = 86_400.0,
+        max_connections: int = 64,
+        connect_timeout: float = 5.0,
+        client_name: str | None = "paigeant",
+    ) -> None:
+        """Configure the transport; nothing connects until ``connect()``.
+
+        Args:
+            url: Redis URL; else ``PAIGEANT_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
+            visibility_timeout: Seconds a delivery stays leased without ``extend()`` before
+                another consumer reclaims it.
+            max_deliveries: Deliveries after which a message is dead-lettered.
+            key_prefix: Prefix of every key; else ``PAIGEANT_REDIS_KEY_PREFIX``, else
+                ``paigeant``.
+            dedup_ttl: Seconds a forwarded message id is remembered, so a repeated forward
+                with the same id is skipped; 0 turns forward deduplication off.
+            max_connections: Size of the connection pool; every consume() loop holds one
+                connection while it blocks in XREADGROUP.
+            connect_timeout: Seconds to wait for a TCP connection to Redis.
+            client_name: Name set on each connection (CLIENT SETNAME), shown by CLIENT LIST.
+        """
+        self.url = url or os.environ.get("PAIGEANT_REDIS_URL", "").strip() or DEFAULT_URL
+        scheme = urlsplit(self.url).scheme
+        if scheme not in _SCHEMES:
+            raise ValueError(
+                f"unsupported Redis URL {_redact(self.url)!r}: use redis://, rediss:// or unix://"
+            )
+        if visibility_timeout <= 0:
+            raise ValueError("visibility_timeout must be positive")
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        if dedup_ttl < 0:
+            raise ValueError("dedup_ttl must not be negative")
+        if max_connections < 2:
+            raise ValueError("max_connections must be at least 2")
+        self.visibility_timeout = float(visibility_timeout)
+        self.max_deliveries = int(max_deliveries)
+        prefix = key_prefix or os.environ.get("PAIGEANT_REDIS_KEY_PREFIX", "").strip()
+        self.keys = KeySpace(prefix or DEFAULT_KEY_PREFIX)
+        self.dedup_ttl = float(dedup_ttl)
+        self.max_connections = int(max_connections)
+        self.connect_timeout = float(connect_timeout)
+        self.client_name = client_name
+        self._client: Redis | None = None
+        self._scripts: Scripts | None = None
+        self._loops: set[ConsumeLoop] = set()
+        self._connecting = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"RedisTransport(url={self.safe_url!r}, key_prefix={self.keys.prefix!r})"
+
+    @property
+    def safe_url(self) -> str:
+        """The Redis URL with any password hidden."""
+        return _redact(self.url)
+
+    @property
+    def dedup_ttl_ms(self) -> int:
+        """``dedup_ttl`` in milliseconds."""
+        return int(self.dedup_ttl * 1000)
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the connection pool and check Redis answers; TransportConnectionError if not."""
+        async with self._connecting:
+            if self._client is None:
+                await self._connect()
+
+    async def _connect(self) -> None:
+        pool = BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=self.max_connections,
+            timeout=30,
+            socket_connect_timeout=self.connect_timeout,
+            # No per-command socket timeout: redis-py would wrap every call in wait_for (a task
+            # per command). A dead peer is detected by TCP keepalive within ~25 s instead.
+            socket_timeout=None,
+            socket_keepalive=True,
+            socket_keepalive_options=_KEEPALIVE,
+            health_check_interval=30,
+            client_name=self.client_name,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+        )
+        client = Redis(connection_pool=pool)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose(close_connection_pool=True)
+            raise TransportConnectionError(
+                f"cannot connect to Redis at {self.safe_url}: {exc}. Is redis-server running? "
+                "Pass url=... or set PAIGEANT_REDIS_URL."
+            ) from exc
+        self._scripts = Scripts(client)
+        self._client = client
+        logger.debug("connected to Redis at %s", self.safe_url)
+
+    async def disconnect(self) -> None:
+        """Stop every consume() loop, release what they hold for redelivery, close the pool."""
+        client = self._client
+        if client is None:
+            return
+        self._client = None
+        loops = list(self._loops)
+        for loop in loops:
+            await loop.stop()
+        for loop in loops:
+            await loop.release(client)
+        self._scripts = None
+        await client.aclose(close_connection_pool=True)
+        logger.debug("disconnected from Redis at %s", self.safe_url)
+
+    def current_client(self) -> Redis | None:
+        """The connected client, or None while disconnected."""
+        return self._client
+
+    def _connected_client(self) -> Redis:
+        if self._client is None:
+            raise RuntimeError("transport is not connected: call `await transport.connect()` first")
+        return self._client
+
+    def scripts_for(self, client: Redis) -> Scripts:
+        """The Lua scripts registered on ``client`` (a disconnected loop's client too)."""
+        if client is self._client and self._scripts is not None:
+            return self._scripts
+        return Scripts(client)
+
+    async def run_script(self, name: str, keys: list[str], args: list[str | int | bytes]) -> Any:
+        """Run script ``name`` on the connected client; outages raise TransportConnectionError."""
+        client = self._connected_client()
+        script = getattr(self.scripts_for(client), name)
+        try:
+            return await script(keys, args)
+        except CONNECTION_ERRORS as exc:
+            raise TransportConnectionError(
+                f"Redis at {self.safe_url} unavailable ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    async def ensure_group(self, client: Redis, stream: str) -> bool:
+        """Create the queue's group from the stream's start (XGROUP CREATE MKSTREAM); True if new."""
+        try:
+            await client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            return False
+        return True
+
+    # -- publishing and consuming ------------------------------------------------------------
+
+    async def publish(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """XADD the message (or park it in the delayed set); returns after Redis replies."""
+        client = self._connected_client()
+        headers_json = encode_headers(headers)
+        try:
+            if delay > 0:
+                await self.scripts_for(client).publish_delayed(
+                    [
+                        self.keys.stream(queue),
+                        self.keys.delayed(queue),
+                        self.keys.delayed_data(queue),
+                    ],
+                    [message_id, bytes(body), headers_json, delay_ms(delay), uuid.uuid4().hex],
+                )
+            else:
+                await client.xadd(
+                    self.keys.stream(queue),
+                    {
+                        "message_id": message_id,
+                        "body": bytes(body),
+                        "headers": headers_json,
+                        "attempt_base": 0,
+                    },
+                )
+        except CONNECTION_ERRORS as exc:
+            raise TransportConnectionError(
+                f"cannot publish to {queue!r}: Redis at {self.safe_url} unavailable ({exc})"
+            ) from exc
+
+    async def consume(self, queue: str, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
+        """Yield deliveries of ``queue`` as one consumer of its group, ``prefetch`` at a time."""
+        client = self._connected_client()
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        loop = ConsumeLoop(self, client, queue, prefetch)
+        self._loops.add(loop)
+        try:
+            while True:
+                batch = await loop.next_batch()
+                if batch is None:
+                    return
+                for delivery in batch:
+                    loop.hold(delivery)
+                    yield delivery
+        finally:
+            self._loops.discard(loop)
+            if loop.alive:
+                await loop.release(client)
+
+    async def delete_queue(self, queue: str) -> None:
+        """Delete the queue's stream, delayed messages and forward-dedup record."""
+        client = self._connected_client()
+        await client.delete(*self.keys.queue_keys(queue))

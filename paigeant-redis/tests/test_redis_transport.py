@@ -1,0 +1,610 @@
+"""Behaviour specific to RedisTransport: reclaim, atomic Lua settles, delays, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis
+import redis.asyncio
+
+from paigeant import TransportConnectionError, dead_letter_queue, get_transport
+from paigeant.plugins import registrations, reset_plugins
+from paigeant.testing import Receiver
+from paigeant.transport import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, Outgoing
+from paigeant_redis import RedisDelivery, RedisTransport
+from paigeant_redis import _consumer as consumer_module
+from paigeant_redis._keys import CONSUMER_GROUP
+
+MakeTransport = Callable[..., Awaitable[RedisTransport]]
+
+
+@pytest_asyncio.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client on the test server, to look at and tamper with the keys."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def make_transport(redis_url: str, key_prefix: str) -> AsyncIterator[MakeTransport]:
+    """Create connected transports on the test prefix; all disconnected afterwards."""
+    created: list[RedisTransport] = []
+
+    async def make(**options: Any) -> RedisTransport:
+        options.setdefault("url", redis_url)
+        options.setdefault("key_prefix", key_prefix)
+        options.setdefault("visibility_timeout", 1.0)
+        transport = RedisTransport(**options)
+        await transport.connect()
+        created.append(transport)
+        return transport
+
+    yield make
+    for transport in created:
+        await transport.disconnect()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A fresh queue name (the run's key prefix keeps it apart from everything else)."""
+    return f"q-{uuid.uuid4().hex[:12]}"
+
+
+async def get(receiver: Receiver, timeout: float = 5.0) -> RedisDelivery:
+    delivery = await receiver.get(timeout)
+    assert isinstance(delivery, RedisDelivery), f"no delivery within {timeout}s"
+    return delivery
+
+
+async def ghost_takes(raw: redis.asyncio.Redis, stream: str, count: int = 1) -> str:
+    """A consumer that reads entries and vanishes without a trace (a killed process)."""
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    with contextlib.suppress(redis.ResponseError):
+        await raw.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+    taken = await raw.xreadgroup(CONSUMER_GROUP, ghost, {stream: ">"}, count=count)
+    assert taken and len(taken[0][1]) == count
+    return ghost
+
+
+# -- reclaim and poison messages -------------------------------------------------------------
+
+
+async def test_entry_of_vanished_consumer_is_reclaimed(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=0.5)
+    await transport.publish(queue, b"work", message_id="m-1", headers={"k": "v"})
+    await ghost_takes(raw, transport.keys.stream(queue))
+    started = time.monotonic()
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        assert time.monotonic() - started >= 0.3, "reclaimed before the lease ran out"
+        assert (delivery.message_id, delivery.body, delivery.attempt) == ("m-1", b"work", 2)
+        assert delivery.headers["k"] == "v"
+        await delivery.ack()
+    stream = transport.keys.stream(queue)
+    assert await raw.xlen(stream) == 0, "acked entries are deleted (XDEL)"
+    assert (await raw.xpending(stream, CONSUMER_GROUP))["pending"] == 0
+
+
+_KILLED_CONSUMER = """
+import asyncio, sys
+from paigeant_redis import RedisTransport
+
+async def main() -> None:
+    transport = RedisTransport(url=sys.argv[1], key_prefix=sys.argv[2])
+    await transport.connect()
+    async for delivery in transport.consume(sys.argv[3]):
+        print(delivery.message_id, delivery.attempt, flush=True)
+        await asyncio.sleep(3600)  # killed here, holding the delivery
+
+asyncio.run(main())
+"""
+
+
+async def test_message_held_by_a_killed_process_is_redelivered(
+    make_transport: MakeTransport, redis_url: str, key_prefix: str, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=0.5)
+    await transport.publish(queue, b"work", message_id="k-1")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _KILLED_CONSUMER,
+        redis_url,
+        key_prefix,
+        queue,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line.split() == [b"k-1", b"1"]
+    finally:
+        process.kill()  # SIGKILL: no cleanup, no release
+        await process.wait()
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver, timeout=3.0)
+        assert (delivery.message_id, delivery.attempt) == ("k-1", 2)
+        await delivery.ack()
+
+
+async def test_reclaims_past_max_deliveries_dead_letter_atomically(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=0.3, max_deliveries=2)
+    stream = transport.keys.stream(queue)
+    await transport.publish(queue, b"poison", message_id="p-1", headers={"k": "v"})
+    await ghost_takes(raw, stream)  # delivery 1: the consumer dies
+    await asyncio.sleep(0.35)
+    # delivery 2, to another consumer that dies too (XAUTOCLAIM counts the delivery)
+    await raw.xautoclaim(stream, CONSUMER_GROUP, "ghost-2", 300, "0-0")
+    async with Receiver(transport, queue) as receiver:
+        assert await receiver.get(timeout=1.5) is None, "a third delivery was handed out"
+    assert await raw.xlen(stream) == 0
+    assert (await raw.xpending(stream, CONSUMER_GROUP))["pending"] == 0
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        parked = await get(dead)
+        assert (parked.message_id, parked.body, parked.attempt) == ("p-1", b"poison", 1)
+        assert parked.headers["k"] == "v"
+        assert "max_deliveries=2" in parked.headers[DEAD_LETTER_REASON_HEADER]
+        assert parked.headers[DEAD_LETTER_QUEUE_HEADER] == queue
+        await parked.ack()
+
+
+async def test_attempts_count_nacks_delays_and_crashes_alike(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = await make_transport()
+    await transport.publish(queue, b"x", message_id="a-1")
+    async with Receiver(transport, queue) as receiver:
+        first = await get(receiver)
+        await first.nack(delay=0.2)
+        second = await get(receiver)
+        assert second.attempt == 2
+    # the receiver closed holding `second`: released, and counted as a delivery
+    async with Receiver(transport, queue) as receiver:
+        third = await get(receiver, timeout=2.0)
+        assert third.attempt == 3
+        await third.nack()
+        fourth = await get(receiver)
+        assert (fourth.attempt, fourth.body, fourth.message_id) == (4, b"x", "a-1")
+        await fourth.ack()
+
+
+async def test_closing_a_loop_keeps_attempts_of_entries_it_never_handed_out(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=30.0)
+    for i in range(3):
+        await transport.publish(queue, f"{i}".encode(), message_id=f"b-{i}")
+    async with Receiver(transport, queue, prefetch=4) as receiver:
+        held = await get(receiver)  # the loop read all three; it handed out one
+        assert held.message_id == "b-0"
+    started = time.monotonic()
+    async with Receiver(transport, queue) as receiver:
+        again = {}
+        for _ in range(3):
+            delivery = await get(receiver, timeout=2.0)
+            again[delivery.message_id] = delivery.attempt
+            await delivery.ack()
+    assert again == {"b-0": 2, "b-1": 1, "b-2": 1}
+    assert time.monotonic() - started < 5, "released entries waited for the lease"
+
+
+async def test_orphaned_entry_of_a_live_loop_is_resumed_with_its_count(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    """A reply lost with its connection leaves an entry in the loop's own pending list."""
+    transport = await make_transport(visibility_timeout=2.0)
+    stream = transport.keys.stream(queue)
+    await transport.publish(queue, b"first", message_id="o-1")
+    async with Receiver(transport, queue) as receiver:
+        first = await get(receiver)
+        await transport.publish(queue, b"lost", message_id="o-2")
+        # the server hands o-2 to this loop's consumer, but the loop never sees the reply
+        await raw.xreadgroup(CONSUMER_GROUP, first.consumer, {stream: ">"}, count=1)
+        await first.ack()
+        orphan = await get(receiver, timeout=3.0)
+        assert (orphan.message_id, orphan.attempt) == ("o-2", 1)
+        await orphan.ack()
+
+
+async def test_extend_after_losing_the_lease_does_not_steal_it_back(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=0.3)
+    stream = transport.keys.stream(queue)
+    await transport.publish(queue, b"x", message_id="e-1")
+    async with Receiver(transport, queue) as slow:
+        held = await get(slow)
+        await asyncio.sleep(0.35)
+        await raw.xautoclaim(stream, CONSUMER_GROUP, "other", 300, "0-0")
+        await held.extend()
+        owner = (await raw.xpending_range(stream, CONSUMER_GROUP, "-", "+", 10))[0]["consumer"]
+        assert owner == b"other"
+        await held.nack()  # not held any more: nothing happens
+        assert await raw.xlen(stream) == 1
+        await held.ack()  # an ack still settles the message for good
+        assert await raw.xlen(stream) == 0
+
+
+# -- atomic forward and dedup ----------------------------------------------------------------
+
+
+async def test_forward_and_ack_happen_together(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport()
+    target = f"{queue}-next"
+    await transport.publish(queue, b"step-1", message_id="s-1")
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        await delivery.ack(forward=[Outgoing(target, b"step-2", "s-2", {"traceparent": "t"})])
+    source = transport.keys.stream(queue)
+    assert await raw.xlen(source) == 0
+    assert (await raw.xpending(source, CONSUMER_GROUP))["pending"] == 0
+    entries = await raw.xrange(transport.keys.stream(target))
+    assert [fields[b"message_id"] for _, fields in entries] == [b"s-2"]
+
+
+async def test_failing_forward_acks_nothing_and_adds_nothing(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport()
+    good, broken = f"{queue}-good", f"{queue}-broken"
+    await raw.set(transport.keys.stream(broken), "not a stream")
+    await transport.publish(queue, b"x", message_id="f-1")
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await delivery.ack(
+                forward=[Outgoing(good, b"a", "f-2a"), Outgoing(broken, b"b", "f-2b")]
+            )
+        assert not delivery.settled
+        assert await raw.xlen(transport.keys.stream(good)) == 0, "half a forward was added"
+        assert (await raw.xpending(transport.keys.stream(queue), CONSUMER_GROUP))["pending"] == 1
+        await delivery.nack()
+        again = await get(receiver)
+        assert again.attempt == 2, "the failed forward acked the delivery"
+        await again.ack()
+
+
+async def test_duplicate_forward_is_skipped(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str, caplog: Any
+) -> None:
+    transport = await make_transport()
+    target = f"{queue}-next"
+    await transport.publish(queue, b"run-1", message_id="d-1")
+    await transport.publish(queue, b"run-2", message_id="d-1-redelivered")
+    caplog.set_level(logging.INFO, logger="paigeant_redis")
+    async with Receiver(transport, queue) as receiver:
+        for _ in range(2):  # e.g. a step that ran twice after its lease expired
+            delivery = await get(receiver)
+            await delivery.ack(forward=[Outgoing(target, b"next", "next-step-id")])
+    assert await raw.xlen(transport.keys.stream(target)) == 1
+    assert await raw.xlen(transport.keys.stream(queue)) == 0
+    assert "already sent earlier" in caplog.text
+
+
+async def test_forward_dedup_expires_and_can_be_turned_off(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    short = await make_transport(dedup_ttl=0.3)
+    off = await make_transport(dedup_ttl=0)
+    target = f"{queue}-next"
+
+    async def step(transport: RedisTransport) -> None:
+        await transport.publish(queue, b"x", message_id=uuid.uuid4().hex)
+        async with Receiver(transport, queue) as receiver:
+            delivery = await get(receiver)
+            await delivery.ack(forward=[Outgoing(target, b"n", "same-id")])
+
+    await step(short)
+    await step(short)  # within the TTL: skipped
+    assert await raw.xlen(short.keys.stream(target)) == 1
+    await asyncio.sleep(0.4)
+    await step(short)  # remembered no longer
+    await step(off)
+    await step(off)
+    assert await raw.xlen(short.keys.stream(target)) == 4
+
+
+async def test_plain_publish_is_not_deduplicated(make_transport: MakeTransport, queue: str) -> None:
+    transport = await make_transport()
+    await transport.publish(queue, b"a", message_id="same")
+    await transport.publish(queue, b"b", message_id="same")
+    async with Receiver(transport, queue) as receiver:
+        bodies = []
+        for _ in range(2):
+            delivery = await get(receiver)
+            bodies.append(delivery.body)
+            await delivery.ack()
+    assert bodies == [b"a", b"b"]
+
+
+# -- delays ----------------------------------------------------------------------------------
+
+
+async def test_delayed_messages_survive_a_transport_restart(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    first = await make_transport()
+    started = time.monotonic()
+    await first.publish(queue, b"later", message_id="late-1", delay=0.8)
+    await first.publish(queue, b"now", message_id="now-1")
+    async with Receiver(first, queue) as receiver:
+        delivery = await get(receiver)
+        await delivery.nack(delay=0.8)  # parked again, carrying attempt 1
+    await first.disconnect()
+    second = await make_transport()
+    async with Receiver(second, queue) as receiver:
+        got = {}
+        for _ in range(2):
+            delivery = await get(receiver, timeout=3.0)
+            got[delivery.message_id] = delivery.attempt
+            await delivery.ack()
+    assert time.monotonic() - started >= 0.75
+    assert got == {"late-1": 1, "now-1": 2}
+
+
+async def test_delay_published_while_a_consumer_blocks_is_on_time(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=30.0)  # reads block up to 5 s
+    async with Receiver(transport, queue) as receiver:
+        waiting = asyncio.ensure_future(receiver.get(timeout=5.0))
+        await asyncio.sleep(0.3)  # the consumer is blocked in XREADGROUP now
+        published = time.monotonic()
+        await transport.publish(queue, b"soon", message_id="soon-1", delay=0.5)
+        delivery = await waiting
+        assert isinstance(delivery, RedisDelivery)
+        late = time.monotonic() - published
+        assert 0.45 <= late < 0.8, f"delayed 0.5 s, delivered after {late:.3f} s"
+        await delivery.ack()
+
+
+async def test_delete_queue_drops_delayed_messages_too(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport()
+    await transport.publish(queue, b"x", message_id="x-1", delay=0.3)
+    await transport.delete_queue(queue)
+    assert not await raw.exists(*transport.keys.queue_keys(queue))
+    async with Receiver(transport, queue) as receiver:
+        assert await receiver.get(timeout=0.8) is None
+
+
+# -- recovery --------------------------------------------------------------------------------
+
+
+async def test_consumer_recovers_when_the_stream_is_deleted(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str, caplog: Any
+) -> None:
+    transport = await make_transport(visibility_timeout=30.0)
+    caplog.set_level(logging.WARNING, logger="paigeant_redis")
+    async with Receiver(transport, queue) as receiver:
+        waiting = asyncio.ensure_future(receiver.get(timeout=8.0))
+        await asyncio.sleep(0.3)
+        await raw.delete(*transport.keys.queue_keys(queue))  # as after an empty restart
+        await asyncio.sleep(0.3)
+        await transport.publish(queue, b"after", message_id="after-1")
+        delivery = await waiting
+        assert isinstance(delivery, RedisDelivery) and delivery.message_id == "after-1"
+        await delivery.ack()
+    assert "recreating it" in caplog.text
+
+
+async def test_consumer_recovers_when_the_group_is_destroyed(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=30.0)
+    await transport.publish(queue, b"before", message_id="before-1")
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        await delivery.ack()
+        await raw.xgroup_destroy(transport.keys.stream(queue), CONSUMER_GROUP)
+        await transport.publish(queue, b"after", message_id="after-1")
+        delivery = await get(receiver, timeout=8.0)
+        assert delivery.message_id == "after-1"
+        await delivery.ack()
+
+
+async def test_connection_errors_while_consuming_are_retried(
+    make_transport: MakeTransport, queue: str, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    transport = await make_transport()
+    client = transport.current_client()
+    assert client is not None
+    real_read = client.xreadgroup
+    failures = 3
+
+    def flaky_read(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise redis.ConnectionError("connection reset by peer")
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(client, "xreadgroup", flaky_read)
+    caplog.set_level(logging.WARNING, logger="paigeant_redis")
+    await transport.publish(queue, b"x", message_id="r-1")
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        await delivery.ack()
+    assert failures == 0
+    assert "unavailable while consuming" in caplog.text
+    assert "reachable again" in caplog.text
+
+
+async def test_killed_connections_do_not_stop_a_consumer(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    name = f"paigeant-test-{uuid.uuid4().hex[:8]}"
+    transport = await make_transport(client_name=name)
+    async with Receiver(transport, queue) as receiver:
+        waiting = asyncio.ensure_future(receiver.get(timeout=8.0))
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            for client in await raw.client_list():
+                if client["name"] == name:
+                    await raw.client_kill_filter(_id=client["id"])
+        await transport.publish(queue, b"x", message_id="k-1")
+        delivery = await waiting
+        assert isinstance(delivery, RedisDelivery) and delivery.message_id == "k-1"
+        await delivery.ack()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a free loopback port, restartable (empty) at will."""
+
+    def __init__(self, binary: str, directory: str) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._command = [binary, "--bind", "127.0.0.1", "--port", str(self.port)]
+        self._command += ["--save", "", "--appendonly", "no", "--dir", directory]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Any) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, so it can be restarted without disturbing others."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH")
+    server = PrivateRedis(binary, str(tmp_path))
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_consumer_survives_an_empty_redis_restart(
+    private_redis: PrivateRedis, caplog: Any
+) -> None:
+    transport = RedisTransport(url=private_redis.url, visibility_timeout=30.0)
+    await transport.connect()
+    caplog.set_level(logging.WARNING, logger="paigeant_redis")
+    try:
+        queue = "restart"
+        await transport.publish(queue, b"before", message_id="before-1")
+        async with Receiver(transport, queue) as receiver:
+            delivery = await get(receiver)
+            await delivery.ack()
+            waiting = asyncio.ensure_future(receiver.get(timeout=10.0))
+            await asyncio.sleep(0.2)
+            private_redis.restart()  # killed and started again, empty
+            published = False
+            for _ in range(50):  # publishing fails until the pool reconnects
+                try:
+                    await transport.publish(queue, b"after", message_id="after-1")
+                    published = True
+                    break
+                except TransportConnectionError:
+                    await asyncio.sleep(0.1)
+            assert published
+            delivery = await waiting
+            assert isinstance(delivery, RedisDelivery) and delivery.message_id == "after-1"
+            await delivery.ack()
+    finally:
+        await transport.disconnect()
+    assert "consumer group of queue restart was missing" in caplog.text
+
+
+# -- connection and configuration --------------------------------------------------------------
+
+
+@pytest.mark.no_redis
+async def test_unreachable_redis_names_the_url() -> None:
+    transport = RedisTransport(url="redis://user:s3cret@127.0.0.1:1/0", connect_timeout=1.0)
+    with pytest.raises(TransportConnectionError, match=r"127\.0\.0\.1:1") as raised:
+        await transport.connect()
+    assert "s3cret" not in str(raised.value)
+    assert "PAIGEANT_REDIS_URL" in str(raised.value)
+
+
+@pytest.mark.no_redis
+def test_url_from_argument_then_environment_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAIGEANT_REDIS_URL", "redis://127.0.0.1:6390/2")
+    assert RedisTransport().url == "redis://127.0.0.1:6390/2"
+    assert RedisTransport(url="redis://127.0.0.1:6391/0").url == "redis://127.0.0.1:6391/0"
+    monkeypatch.delenv("PAIGEANT_REDIS_URL")
+    assert RedisTransport().url == "redis://127.0.0.1:6379/0"
+    with pytest.raises(ValueError, match="Redis URL"):
+        RedisTransport(url="http://127.0.0.1:6379")
+
+
+@pytest.mark.no_redis
+def test_registered_as_the_redis_transport() -> None:
+    reset_plugins()
+    try:
+        registration = registrations("transport")["redis"]
+        assert registration.distribution == "paigeant-redis"
+        transport = get_transport("redis", url="redis://127.0.0.1:6379/0", key_prefix="x")
+        assert isinstance(transport, RedisTransport)
+        assert transport.crosses_processes
+        assert transport.keys.stream("a.b") == "x:q:a.b"
+    finally:
+        reset_plugins()
+
+
+async def test_idle_consumers_holding_nothing_are_pruned(
+    make_transport: MakeTransport,
+    raw: redis.asyncio.Redis,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    transport = await make_transport()
+    stream = transport.keys.stream(queue)
+    await raw.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+    await raw.xgroup_createconsumer(stream, CONSUMER_GROUP, "gone-idle")
+    await transport.publish(queue, b"x", message_id="held-by-ghost")
+    holder = await ghost_takes(raw, stream)
+    monkeypatch.setattr(consumer_module, "PRUNE_IDLE_MS", 0)
+    await asyncio.sleep(0.01)
+    async with Receiver(transport, queue) as receiver:
+        assert await receiver.get(timeout=0.3) is None
+    names = {c["name"] for c in await raw.xinfo_consumers(stream, CONSUMER_GROUP)}
+    assert b"gone-idle" not in names
+    assert holder.encode() in names, "a consumer with pending entries was deleted"

@@ -1,0 +1,39 @@
+"""Fixtures for cross-package tests: a real Redis on loopback (skip outside CI, fail in CI)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+REDIS_URL = os.environ.get("PAIGEANT_REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for a Redis-backed run under a unique key prefix, with a signing key."""
+    redis = pytest.importorskip("redis")
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError) as exc:
+        reason = f"Redis at {REDIS_URL} is unreachable ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI needs it")
+        pytest.skip(reason)
+    env = {
+        "PAIGEANT_TRANSPORT": "redis",
+        "PAIGEANT_REDIS_URL": REDIS_URL,
+        "PAIGEANT_REDIS_KEY_PREFIX": f"paigeant-e2e-{uuid.uuid4().hex[:8]}",
+        "PAIGEANT_SIGNING_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield env
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{env['PAIGEANT_REDIS_KEY_PREFIX']}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -1,0 +1,71 @@
+"""``paigeant demo`` from the command line: offline by default, one process per agent on Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+AGENTS = ("input-agent", "enrichment-agent", "output-agent")
+
+
+def fresh_env(**extra: str) -> dict[str, str]:
+    """A fresh shell's environment: nothing PAIGEANT_* set, a wide terminal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIGEANT_")}
+    env.update(COLUMNS="120", PAIGEANT_DEMO_LATENCY="0.05", **extra)
+    return env
+
+
+def demo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paigeant", "demo", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def check_output(out: str) -> None:
+    for agent in AGENTS:
+        assert re.search(rf"{agent}\s+│ completed\s+│\s+\d+\.\d+s", out), out
+    assert "final output" in out
+    assert re.search(r"total time: \d+\.\d+s", out)
+    assert re.search(rf"correlation id: {UUID}", out)
+
+
+def test_demo_runs_offline_in_one_process() -> None:
+    done = demo(env=fresh_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_output(done.stdout)
+    assert "InMemoryTransport (in-process workers); model: offline" in done.stdout
+
+
+def test_demo_with_a_model_whose_provider_is_missing_says_what_to_do() -> None:
+    done = demo(env=fresh_env(PAIGEANT_MODEL="anthropic:claude-3-5-sonnet-latest"))
+    if done.returncode == 0:  # pragma: no cover - the anthropic package and key are set up here
+        return
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    message = " ".join(done.stderr.split())
+    assert "PAIGEANT_MODEL='anthropic:claude-3-5-sonnet-latest'" in message
+    assert "ANTHROPIC_API_KEY" in message
+
+
+def test_demo_runs_a_worker_process_per_agent_on_redis(redis_env: dict[str, str]) -> None:
+    env = fresh_env(**redis_env)
+    done = demo("--transport", "redis", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_output(done.stdout)
+    assert "RedisTransport (a worker process per agent)" in done.stdout
+    pids = {
+        agent: re.search(rf"{agent}\s+│ completed\s+│[^│]+│ \S+:(\d+):", done.stdout)
+        for agent in AGENTS
+    }
+    assert all(pids.values()), done.stdout
+    assert len({match.group(1) for match in pids.values() if match}) == 3
