@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .activity import Activity, activity
 from .context import ActivityContext
@@ -36,6 +36,15 @@ from .queues import activity_queue, dead_letter_queue
 from .signing import Signer
 from .transport import Delivery, Outgoing, Transport
 from .worker import Worker
+
+if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import)
+    from .agents import (
+        ActivityExecutor,
+        PaigeantAgent,
+        PlannerAgentDeps,
+        WorkflowDependencies,
+        create_planner_agent,
+    )
 
 try:
     __version__ = version("paigeant-core")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -63,7 +64,7 @@ def _transport(name: str | None, options: list[str] | None = None) -> Transport:
     try:
         return get_transport(name, **_parse_vars(options or [], flag="--option"))
     except (LookupError, TypeError, ValueError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -109,7 +110,7 @@ def worker(
     try:
         activities = [act for target in targets for act in load_activities(target)]
     except ImportError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     runner = Worker(chosen, activities, concurrency=concurrency)
 
@@ -157,7 +158,7 @@ def dispatch(
     try:
         specs = [ActivitySpec(name=name) for name in activities]
     except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     chosen = _transport(transport, option)
     _refuse_in_memory(chosen, "dispatch")
@@ -173,7 +174,7 @@ def dispatch(
                 try:
                     result = await dispatcher.wait_for(cid, timeout=timeout)
                 except TimeoutError as exc:
-                    err_console.print(f"[red]error:[/red] {exc}")
+                    err_console.print(f"[red]error:[/red] {escape(str(exc))}")
                     return 1
                 console.print_json(result.model_dump_json())
                 return 0 if result.status == "completed" else 1
@@ -200,5 +201,5 @@ def main() -> None:
     try:
         app()
     except PaigeantError as exc:
-        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}")
         raise SystemExit(2) from None
