@@ -73,3 +73,13 @@ def test_demo_runs_a_worker_process_per_agent_on_redis(redis_env: dict[str, str]
     }
     assert all(pids.values()), done.stdout
     assert len({match.group(1) for match in pids.values() if match}) == 3
+
+
+def test_demo_on_redis_from_the_environment_needs_no_key_setup(redis_env: dict[str, str]) -> None:
+    settings = {k: v for k, v in redis_env.items() if k != "PAIGEANT_SIGNING_KEY"}
+    done = demo(env=fresh_env(**settings))  # PAIGEANT_TRANSPORT=redis, no signing key anywhere
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_output(done.stdout)
+    assert "one-off key shared with the demo's own worker processes" in " ".join(
+        done.stdout.split()
+    )

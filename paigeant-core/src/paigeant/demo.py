@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -269,6 +270,12 @@ def _print_outcome(console: Console, run: DemoRun) -> None:
     console.print(f"correlation id: {result.correlation_id}")
 
 
+def _signing_configured() -> bool:
+    """Whether the environment already chooses a signer or key."""
+    names = ("PAIGEANT_SIGNER", "PAIGEANT_SIGNING_KEY", "PAIGEANT_SIGNING_PRIVATE_KEY")
+    return any(os.environ.get(name, "").strip() for name in names)
+
+
 def run_demo(
     transport: str | None = None,
     *,
@@ -291,6 +298,13 @@ def run_demo(
     console.print(
         f"[bold]paigeant demo[/bold] on {type(chosen).__name__} ({where}); model: {model}"
     )
+    if chosen.crosses_processes and not _signing_configured():
+        # The demo starts every worker itself, so a one-off key shared with them is safe.
+        os.environ["PAIGEANT_SIGNING_KEY"] = secrets.token_hex(32)
+        console.print(
+            "[dim]no signing key configured: using a one-off key shared with the demo's own "
+            "worker processes (set PAIGEANT_SIGNING_KEY for workers you start yourself)[/dim]"
+        )
     view = WorkflowView.for_agents(demo_agents.AGENT_NAMES)
     with Live(view.render(), console=console, refresh_per_second=12) as live:
         run = asyncio.run(
