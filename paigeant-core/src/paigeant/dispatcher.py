@@ -57,15 +57,11 @@ class WorkflowDispatcher:
         self.on_event = on_event
         self._extra_subscriptions = list(subscriptions)
         # Resolved now, so a dispatcher that would send unsigned across processes refuses to start.
-        self._wire = Wire(resolve_signer(transport, signer))
+        #: The wire format (signer and size limit) this dispatcher seals messages with.
+        self.wire = Wire(resolve_signer(transport, signer))
         self._listener: asyncio.Task[None] | None = None
         self._results: OrderedDict[str, WorkflowResult] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
-
-    @property
-    def wire(self) -> Wire:
-        """The wire format (signer and size limit) this dispatcher seals messages with."""
-        return self._wire
 
     def _subscriptions(self) -> list[Subscription]:
         reply_events = [] if self.on_event else [str(t) for t in TERMINAL_EVENTS]

@@ -147,15 +147,10 @@ def reset_plugins() -> None:
     _manager = None
 
 
-def _distributions(manager: pluggy.PluginManager) -> dict[str, tuple[str, str]]:
-    get_plugin_manager()
-    return _plugin_dists
-
-
 def registrations(kind: Kind) -> dict[str, Registration]:
     """Return every registration of ``kind`` by name; DuplicatePluginError on a clash."""
     manager = get_plugin_manager()
-    dists = _distributions(manager)
+    dists = _plugin_dists
     found: dict[str, Registration] = {}
     hook = getattr(manager.hook, _HOOKS[kind])
     for impl in reversed(hook.get_hookimpls()):
@@ -221,7 +216,7 @@ def get_identity_provider(name: str | None = None, **options: Any) -> IdentityPr
 def list_plugins() -> list[PluginInfo]:
     """Describe every loaded plugin and what it registers, for ``paigeant plugins``."""
     manager = get_plugin_manager()
-    dists = _distributions(manager)
+    dists = _plugin_dists
     registered: dict[str, list[str]] = {}
     for kind in _HOOKS:
         for reg in registrations(kind).values():

@@ -270,17 +270,20 @@ class StepRunner:
                 )
             )
         slip.variables = ctx.variables
-        events = [
-            WorkflowEvent(
-                type=EventType.ACTIVITY_COMPLETED,
-                correlation_id=message.correlation_id,
-                activity=spec.name,
-                attempt=delivery.attempt,
-                duration=duration,
-                output=output,
-                worker=self.worker_id,
+        events: list[WorkflowEvent] = []
+        if any(sub.wants(EventType.ACTIVITY_COMPLETED) for sub in slip.subscriptions):
+            # Built only when subscribed: by default this per-hop event goes nowhere.
+            events.append(
+                WorkflowEvent(
+                    type=EventType.ACTIVITY_COMPLETED,
+                    correlation_id=message.correlation_id,
+                    activity=spec.name,
+                    attempt=delivery.attempt,
+                    duration=duration,
+                    output=output,
+                    worker=self.worker_id,
+                )
             )
-        ]
         if ctx.added_activities:
             slip.itinerary[0:0] = ctx.added_activities
             slip.added_steps += len(ctx.added_activities)
@@ -504,21 +507,18 @@ class StepRunner:
             if not targets:
                 continue
             body = canonical_json(event.model_dump(mode="json", exclude_none=True))
-            for target in targets:
-                try:
-                    out.append(
-                        self.wire.seal(
-                            target,
-                            body,
-                            message_id=f"{message.message_id}.{event.type}",
-                            correlation_id=message.correlation_id,
-                            traceparent=traceparent,
-                        )
+            try:
+                out.extend(
+                    self.wire.seal_for(
+                        targets,
+                        body,
+                        message_id=f"{message.message_id}.{event.type}",
+                        correlation_id=message.correlation_id,
+                        traceparent=traceparent,
                     )
-                except MessageTooLargeError as exc:
-                    logger.error(
-                        "[%s] event %s not sent: %s", message.correlation_id, event.type, exc
-                    )
+                )
+            except MessageTooLargeError as exc:
+                logger.error("[%s] event %s not sent: %s", message.correlation_id, event.type, exc)
         return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .codec import canonical_json, check_size
 from .errors import MessageTooLargeError, SignatureError
@@ -50,13 +50,34 @@ class Wire:
         delay: float = 0.0,
     ) -> Outgoing:
         """Return the Outgoing for canonical ``body``: size-checked, signed, with trace headers."""
+        (outgoing,) = self.seal_for(
+            [queue],
+            body,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            traceparent=traceparent,
+            delay=delay,
+        )
+        return outgoing
+
+    def seal_for(
+        self,
+        queues: Sequence[str],
+        body: bytes,
+        *,
+        message_id: str,
+        correlation_id: str,
+        traceparent: str | None,
+        delay: float = 0.0,
+    ) -> list[Outgoing]:
+        """Seal ``body`` once (size check, signature) and address it to each of ``queues``."""
         check_size(body, self.max_bytes)
         headers = {CORRELATION_HEADER: correlation_id}
         if traceparent:
             headers[TRACEPARENT] = traceparent
         if self.signer is not None:
             headers[SIGNATURE_HEADER] = self.signer.sign(body)
-        return Outgoing(queue, body, message_id, headers, delay)
+        return [Outgoing(queue, body, message_id, headers, delay) for queue in queues]
 
     def open(self, delivery: Delivery) -> bytes:
         """Return the verified body of ``delivery``; raise RejectedMessage with a reason otherwise."""
