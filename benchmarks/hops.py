@@ -126,16 +126,16 @@ def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return median
 
 
-def redis_baselines(workflows: int, steps: int, concurrency: int) -> list[dict[str, Any]]:
+def redis_baselines(workflows: int, steps: int, concurrency: int) -> dict[str, dict[str, Any]]:
     """Run the raw redis-py loop and FastStream with the same shape, on the same Redis."""
     from _redis_baselines import faststream_hops, raw_redis_hops
 
     url = os.environ.get("PAIGEANT_REDIS_URL", "redis://127.0.0.1:6379/0")
     body = envelope_growth(steps).get("step_1_bytes", 1500)
-    return [
-        asyncio.run(raw_redis_hops(url, workflows, steps, concurrency, body)),
-        asyncio.run(faststream_hops(url, workflows, steps, concurrency, body)),
-    ]
+    return {
+        "raw-redis-py": asyncio.run(raw_redis_hops(url, workflows, steps, concurrency, body)),
+        "faststream": asyncio.run(faststream_hops(url, workflows, steps, concurrency, body)),
+    }
 
 
 def envelope_growth(total_steps: int = 100) -> dict[str, int]:
@@ -183,7 +183,7 @@ def main() -> None:
         "--rounds",
         type=int,
         default=3,
-        help="run the signer configurations interleaved this many times; report medians",
+        help="run every configuration (and baseline) interleaved this many times; report medians",
     )
     parser.add_argument("--envelope", action="store_true", help="also report envelope growth")
     parser.add_argument(
@@ -195,13 +195,17 @@ def main() -> None:
     signers = args.signer or ["none"]
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in signers}
     for _ in range(args.rounds):
-        for name in signers:  # interleaved, so machine noise hits every configuration alike
+        # Interleaved, so machine noise hits every configuration alike.
+        for name in signers:
             samples[name].append(
                 asyncio.run(run(args.transport, name, args.workflows, args.steps, args.concurrency))
             )
-    runs = [_median_run(samples[name]) for name in signers]
-    if args.baselines:
-        runs += redis_baselines(args.workflows, args.steps, args.concurrency)
+        if args.baselines:
+            for name, result in redis_baselines(
+                args.workflows, args.steps, args.concurrency
+            ).items():
+                samples.setdefault(name, []).append(result)
+    runs = [_median_run(configuration) for configuration in samples.values()]
     baseline = runs[0]["hops_per_second"]
     for result in runs:
         result["ratio_to_first"] = round(result["hops_per_second"] / baseline, 3)

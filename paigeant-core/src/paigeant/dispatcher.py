@@ -82,10 +82,9 @@ class WorkflowDispatcher:
         """Send a new workflow to its first activity and return its correlation id."""
         if not activities:
             raise ValueError("cannot dispatch an empty itinerary: give at least one ActivitySpec")
+        # Specs are only read here (the message is encoded at once), so no copies are made.
         itinerary = [
-            spec.model_copy(deep=True)
-            if isinstance(spec, ActivitySpec)
-            else ActivitySpec.model_validate(spec)
+            spec if isinstance(spec, ActivitySpec) else ActivitySpec.model_validate(spec)
             for spec in activities
         ]
         cid = correlation_id or str(uuid.uuid4())

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -42,6 +41,9 @@ from .wire import CORRELATION_HEADER, RejectedMessage, Wire
 __all__ = ["StepRunner"]
 
 logger = logging.getLogger(__name__)
+
+#: Outputs that are JSON as they are (floats are not: NaN and infinities are refused).
+_PLAIN_JSON = (str, int, bool, type(None))
 
 
 class StepRunner:
@@ -163,7 +165,8 @@ class StepRunner:
                     activity.execute(ctx), spec.timeout or activity.timeout, spec.name
                 )
             output = to_jsonable_python(output)
-            canonical_json(output)
+            if not isinstance(output, _PLAIN_JSON):
+                canonical_json(output)  # fails the step now, not the forward later
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -211,34 +214,9 @@ class StepRunner:
             )
             return {}
 
-    @contextlib.contextmanager
-    def _leased(self, delivery: Delivery) -> Iterator[None]:
+    def _leased(self, delivery: Delivery) -> _Heartbeat:
         """Keep the delivery's lease alive while the block runs (a timer, not a task per step)."""
-        loop = asyncio.get_running_loop()
-        interval = max(self.transport.visibility_timeout / 3, 0.01)
-        timer: asyncio.TimerHandle | None = None
-        beating: set[asyncio.Task[None]] = set()
-
-        async def extend() -> None:
-            try:
-                await delivery.extend()
-            except Exception:  # the lease may simply run out; redelivery covers it
-                logger.warning("could not extend lease of %s", delivery.message_id)
-
-        def beat() -> None:
-            nonlocal timer
-            task = loop.create_task(extend())
-            beating.add(task)
-            task.add_done_callback(beating.discard)
-            timer = loop.call_later(interval, beat)
-
-        timer = loop.call_later(interval, beat)
-        try:
-            yield
-        finally:
-            timer.cancel()
-            for task in beating:
-                task.cancel()
+        return _Heartbeat(delivery, max(self.transport.visibility_timeout / 3, 0.01))
 
     async def _completed(
         self,
@@ -520,6 +498,40 @@ class StepRunner:
             except MessageTooLargeError as exc:
                 logger.error("[%s] event %s not sent: %s", message.correlation_id, event.type, exc)
         return out
+
+
+class _Heartbeat:
+    """Extends a delivery's lease every ``interval`` seconds while the ``with`` block runs."""
+
+    __slots__ = ("_beating", "_delivery", "_interval", "_loop", "_timer")
+
+    def __init__(self, delivery: Delivery, interval: float) -> None:
+        self._delivery = delivery
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._beating: set[asyncio.Task[None]] = set()
+
+    def __enter__(self) -> None:
+        self._timer = self._loop.call_later(self._interval, self._beat)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._beating:
+            task.cancel()
+
+    def _beat(self) -> None:
+        task = self._loop.create_task(self._extend())
+        self._beating.add(task)
+        task.add_done_callback(self._beating.discard)
+        self._timer = self._loop.call_later(self._interval, self._beat)
+
+    async def _extend(self) -> None:
+        try:
+            await self._delivery.extend()
+        except Exception:  # the lease may simply run out; redelivery covers it
+            logger.warning("could not extend lease of %s", self._delivery.message_id)
 
 
 async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:

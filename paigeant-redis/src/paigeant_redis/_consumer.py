@@ -54,6 +54,8 @@ class ConsumeLoop:
         """Join ``queue``'s consumer group as a new, uniquely named consumer."""
         self.transport = transport
         self.client = client
+        #: This loop's own connection: its reads and scripts skip the pool's per-command cost.
+        self.connection = client.client()
         self.queue = queue
         self.prefetch = prefetch
         self.name = consumer_name()
@@ -152,7 +154,7 @@ class ConsumeLoop:
     async def _round(self) -> list[RedisDelivery]:
         if self._needs_group:
             # From the stream's start, so messages published before any consumer are kept.
-            created = await self.transport.ensure_group(self.client, self.stream)
+            created = await self.transport.ensure_group(self.connection, self.stream)
             if created and not self._fresh and not self._group_warned:
                 logger.warning(
                     "consumer group of queue %s was missing after reconnecting (Redis restarted "
@@ -222,6 +224,7 @@ class ConsumeLoop:
                 *delivered,
                 *markers,
             ],
+            self.connection,
         )
         next_due_ms, cursor, entries, dead = reply
         del self._markers[: len(markers)]
@@ -261,7 +264,7 @@ class ConsumeLoop:
     async def _prune(self) -> None:
         try:
             removed = await self.transport.scripts_for(self.client).prune(
-                [self.stream], [CONSUMER_GROUP, PRUNE_IDLE_MS, self.name]
+                [self.stream], [CONSUMER_GROUP, PRUNE_IDLE_MS, self.name], self.connection
             )
         except Exception as exc:  # housekeeping only
             logger.debug("pruning idle consumers of %s failed: %s", self.queue, exc)
@@ -272,7 +275,7 @@ class ConsumeLoop:
     async def _read(self, want: int, block_ms: int) -> list[RedisDelivery]:
         """XREADGROUP new entries, blocking at most ``block_ms``; markers are noted, not returned."""
         task = asyncio.ensure_future(
-            self.client.xreadgroup(
+            self.connection.xreadgroup(
                 CONSUMER_GROUP, self.name, {self.stream: ">"}, count=want, block=block_ms
             )
         )
@@ -354,6 +357,13 @@ class ConsumeLoop:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task})
+
+    async def close(self) -> None:
+        """Give this loop's connection back to the pool (a no-op once the pool is closed)."""
+        try:
+            await self.connection.aclose()
+        except Exception as exc:  # the pool may already be closed by disconnect()
+            logger.debug("closing the connection of %s failed: %s", self.name, exc)
 
     async def release(self, client: Redis) -> None:
         """Make everything this loop holds claimable at once by the queue's other consumers."""

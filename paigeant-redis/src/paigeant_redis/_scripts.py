@@ -194,44 +194,60 @@ add_message(KEYS[1], KEYS[2], KEYS[3],
 return 1
 """
 
-# KEYS: source stream, then per forward: stream, delayed, delayed data, dedup set.
-# ARGV: group, entry id, dedup_ttl_ms, then per forward: message_id, body, headers, delay_ms, token.
-# Returns {1 if the entry was still pending else 0, forwards skipped as duplicates}.
+# A batch of acks, each with its forwards.
+# KEYS: per ack: source stream, then per forward: stream, delayed, delayed data, dedup set.
+# ARGV: group, dedup_ttl_ms, number of acks, then per ack: entry id, number of forwards, then
+#       per forward: message_id, body, headers, delay_ms, token.
+# Returns per ack {1 if the entry was still pending else 0, forwards skipped as duplicates}, or
+# an error message when a target key has the wrong type (that ack then does nothing at all).
 _ACK = r"""
-local group, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
--- Check every target first: a failing forward must leave nothing half done and nothing acked.
+local group, ttl, n_acks = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local expected = {'stream', 'zset', 'hash', 'zset'}
-for k = 2, #KEYS do
-  local problem = wrong_type(KEYS[k], expected[(k - 2) % 4 + 1])
-  if problem then return redis.error_reply(problem) end
-end
 local now = now_ms()
-local skipped = 0
-for i = 0, (#KEYS - 1) / 4 - 1 do
-  local k, a = 1 + i * 4, 3 + i * 5
-  local message_id = ARGV[a + 1]
-  local fresh = true
-  if ttl > 0 then
-    local dedup = KEYS[k + 4]
-    redis.call('ZREMRANGEBYSCORE', dedup, '-inf', now)
-    if redis.call('ZSCORE', dedup, message_id) then
-      fresh = false
-    else
-      redis.call('ZADD', dedup, now + ttl, message_id)
-      redis.call('PEXPIRE', dedup, ttl)
-    end
+local replies = {}
+local k, a = 1, 4
+for _ = 1, n_acks do
+  local source, id, n_forwards = KEYS[k], ARGV[a], tonumber(ARGV[a + 1])
+  local first_key, first_arg = k + 1, a + 2
+  k, a = k + 1 + 4 * n_forwards, a + 2 + 5 * n_forwards
+  -- Check every target first: a failing forward must leave nothing half done and nothing acked.
+  local problem = nil
+  for t = first_key, k - 1 do
+    problem = problem or wrong_type(KEYS[t], expected[(t - first_key) % 4 + 1])
   end
-  if fresh then
-    add_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
-      {'message_id', message_id, 'body', ARGV[a + 2], 'headers', ARGV[a + 3], 'attempt_base', '0'},
-      tonumber(ARGV[a + 4]), ARGV[a + 5], now)
+  if problem then
+    replies[#replies + 1] = problem
   else
-    skipped = skipped + 1
+    local skipped = 0
+    for f = 0, n_forwards - 1 do
+      local fk, fa = first_key + f * 4, first_arg + f * 5
+      local message_id = ARGV[fa]
+      local fresh = true
+      if ttl > 0 then
+        local dedup = KEYS[fk + 3]
+        redis.call('ZREMRANGEBYSCORE', dedup, '-inf', now)
+        if redis.call('ZSCORE', dedup, message_id) then
+          fresh = false
+        else
+          redis.call('ZADD', dedup, now + ttl, message_id)
+          redis.call('PEXPIRE', dedup, ttl)
+        end
+      end
+      if fresh then
+        add_message(KEYS[fk], KEYS[fk + 1], KEYS[fk + 2],
+          {'message_id', message_id, 'body', ARGV[fa + 1], 'headers', ARGV[fa + 2],
+           'attempt_base', '0'},
+          tonumber(ARGV[fa + 3]), ARGV[fa + 4], now)
+      else
+        skipped = skipped + 1
+      end
+    end
+    local acked = redis.call('XACK', source, group, id)
+    redis.call('XDEL', source, id)
+    replies[#replies + 1] = {acked, skipped}
   end
 end
-local acked = redis.call('XACK', KEYS[1], group, id)
-redis.call('XDEL', KEYS[1], id)
-return {acked, skipped}
+return replies
 """
 
 # KEYS: stream, delayed, delayed data, dead-letter stream.
@@ -342,6 +358,8 @@ class _Script:
     def __init__(self, script: AsyncScript) -> None:
         self._script = script
 
-    async def __call__(self, keys: list[str], args: list[str | int | bytes]) -> Any:
-        """Run the script with ``keys`` and ``args``; returns the raw reply."""
-        return await self._script(keys=keys, args=args)
+    async def __call__(
+        self, keys: list[str], args: list[str | int | bytes], client: Redis | None = None
+    ) -> Any:
+        """Run the script with ``keys`` and ``args`` (on ``client``, else the registering one)."""
+        return await self._script(keys=keys, args=args, client=client)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from paigeant.errors import TransportConnectionError
 from paigeant.transport import Delivery, Outgoing
 
-from ._codec import delay_ms, encode_headers
+from ._codec import delay_ms
 from ._keys import CONSUMER_GROUP
 
 if TYPE_CHECKING:
@@ -71,42 +71,24 @@ class RedisDelivery(Delivery):
         )
 
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
-        """Add ``forward`` and XACK+XDEL this entry in one script; repeated forward ids skipped."""
+        """Add ``forward`` and XACK+XDEL this entry atomically; repeated forward ids skipped.
+
+        Acks made while another is on the wire are sent together in one script call.
+        """
         await self._loop.settle(self, self._ack(forward))
         self._settled = True
 
     async def _ack(self, forward: Sequence[Outgoing]) -> None:
-        transport = self._loop.transport
-        keys = [self._loop.stream]
-        args: list[str | int | bytes] = [CONSUMER_GROUP, self.entry_id, transport.dedup_ttl_ms]
-        for out in forward:
-            keys.extend(
-                (
-                    transport.keys.stream(out.queue),
-                    transport.keys.delayed(out.queue),
-                    transport.keys.delayed_data(out.queue),
-                    transport.keys.dedup(out.queue),
-                )
-            )
-            args.extend(
-                (
-                    out.message_id,
-                    bytes(out.body),
-                    encode_headers(out.headers),
-                    delay_ms(out.delay),
-                    uuid.uuid4().hex,
-                )
-            )
-        acked, skipped = await transport.run_script("ack", keys, args)
-        if int(skipped):
+        result = await self._loop.transport.acks.ack(self._loop.stream, self.entry_id, forward)
+        if result.skipped:
             logger.info(
                 "ack of message %s on %s: %s forward(s) already sent earlier (same message_id); "
                 "skipped",
                 self.message_id,
                 self.queue,
-                skipped,
+                result.skipped,
             )
-        if not int(acked):
+        if not result.acked:
             logger.debug("ack of message %s on %s: no longer pending", self.message_id, self.queue)
 
     async def nack(self, *, delay: float = 0.0) -> None:

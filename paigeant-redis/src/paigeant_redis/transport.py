@@ -12,13 +12,14 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
-from redis.retry import Retry
 
 from paigeant.errors import TransportConnectionError
 from paigeant.transport import Delivery, Transport
 
+from ._acks import AckBatcher
 from ._codec import delay_ms, encode_headers
 from ._consumer import ConsumeLoop
 from ._errors import CONNECTION_ERRORS
@@ -118,6 +119,8 @@ class RedisTransport(Transport):
         self._scripts: Scripts | None = None
         self._loops: set[ConsumeLoop] = set()
         self._connecting = asyncio.Lock()
+        #: Acks (with their forwards) waiting for, or on, the wire.
+        self.acks = AckBatcher(self)
 
     def __repr__(self) -> str:
         return f"RedisTransport(url={self.safe_url!r}, key_prefix={self.keys.prefix!r})"
@@ -173,6 +176,8 @@ class RedisTransport(Transport):
         client = self._client
         if client is None:
             return
+        await self.acks.drain()  # acks already made still reach Redis
+        await self.acks.close()
         self._client = None
         loops = list(self._loops)
         for loop in loops:
@@ -198,12 +203,19 @@ class RedisTransport(Transport):
             return self._scripts
         return Scripts(client)
 
-    async def run_script(self, name: str, keys: list[str], args: list[str | int | bytes]) -> Any:
-        """Run script ``name`` on the connected client; outages raise TransportConnectionError."""
+    async def run_script(
+        self,
+        name: str,
+        keys: list[str],
+        args: list[str | int | bytes],
+        *,
+        connection: Redis | None = None,
+    ) -> Any:
+        """Run script ``name`` (on ``connection``, else the pool); outages raise TransportConnectionError."""
         client = self._connected_client()
         script = getattr(self.scripts_for(client), name)
         try:
-            return await script(keys, args)
+            return await script(keys, args, connection)
         except CONNECTION_ERRORS as exc:
             raise TransportConnectionError(
                 f"Redis at {self.safe_url} unavailable ({type(exc).__name__}: {exc})"
@@ -277,6 +289,7 @@ class RedisTransport(Transport):
             self._loops.discard(loop)
             if loop.alive:
                 await loop.release(client)
+            await loop.close()
 
     async def delete_queue(self, queue: str) -> None:
         """Delete the queue's stream, delayed messages and forward-dedup record."""
