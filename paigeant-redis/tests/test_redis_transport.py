@@ -310,7 +310,7 @@ async def _script_calls(raw: redis.asyncio.Redis) -> int:
 async def test_concurrent_acks_go_to_redis_together(
     make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
 ) -> None:
-    transport = await make_transport()
+    transport = await make_transport(visibility_timeout=30.0)  # no reclaim pass in the window
     target = f"{queue}-next"
     for n in range(40):
         await transport.publish(queue, f"m-{n}".encode(), message_id=f"b-{n}")
@@ -396,6 +396,96 @@ async def test_disconnect_sends_acks_already_made(
     assert await raw.xlen(transport.keys.stream(queue)) == 0
     assert await raw.xlen(transport.keys.stream(f"{queue}-n")) == 1
     await receiver.close()
+
+
+async def test_an_unencodable_forward_fails_its_own_ack_only(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport()
+    for n in range(3):
+        await transport.publish(queue, b"x", message_id=f"u-{n}")
+    async with Receiver(transport, queue) as receiver:
+        first, bad, last = [await get(receiver) for _ in range(3)]
+        body: Any = "a str, not bytes"
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                first.ack(forward=[Outgoing(f"{queue}-n", b"1", "u-0.next")]),
+                bad.ack(forward=[Outgoing(f"{queue}-n", body, "u-1.next")]),
+                last.ack(forward=[Outgoing(f"{queue}-n", b"2", "u-2.next")]),
+                return_exceptions=True,
+            ),
+            timeout=5,
+        )
+        assert outcomes[0] is None and outcomes[2] is None
+        assert isinstance(outcomes[1], TypeError)
+        assert first.settled and last.settled and not bad.settled
+        assert await raw.xlen(transport.keys.stream(f"{queue}-n")) == 2
+        await bad.nack()
+
+
+async def test_an_ack_whose_source_is_broken_fails_alone(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport()
+    other = f"{queue}-other"
+    await transport.publish(queue, b"x", message_id="s-1")
+    await transport.publish(other, b"y", message_id="s-2")
+    async with Receiver(transport, queue) as broken_side, Receiver(transport, other) as fine_side:
+        broken, fine = await get(broken_side), await get(fine_side)
+        source = transport.keys.stream(queue)
+        await raw.delete(source)
+        await raw.set(source, "not a stream any more")
+        outcomes = await asyncio.gather(
+            broken.ack(forward=[Outgoing(f"{queue}-n", b"1", "s-1.next")]),
+            fine.ack(forward=[Outgoing(f"{queue}-n", b"2", "s-2.next")]),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], redis.ResponseError) and "WRONGTYPE" in str(outcomes[0])
+        assert outcomes[1] is None and fine.settled
+        entries = await raw.xrange(transport.keys.stream(f"{queue}-n"))
+        assert [fields[b"body"] for _, fields in entries] == [b"2"]
+        await raw.delete(source)
+
+
+async def test_consume_loops_never_starve_publishing_and_settling(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = await make_transport(max_connections=2)
+    receivers = [Receiver(transport, f"{queue}-{n}") for n in range(6)]
+    try:
+        for n, receiver in enumerate(receivers):
+            await asyncio.wait_for(transport.publish(f"{queue}-{n}", b"x", message_id=f"p-{n}"), 5)
+            delivery = await get(receiver)
+            await asyncio.wait_for(delivery.extend(), 5)
+            await asyncio.wait_for(delivery.ack(), 5)
+        await asyncio.wait_for(transport.publish(queue, b"last", message_id="p-last"), 5)
+    finally:
+        for receiver in receivers:
+            await receiver.close()
+
+
+async def test_disconnect_returns_while_handlers_keep_acking(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = await make_transport()
+    for n in range(400):
+        await transport.publish(queue, b"x", message_id=f"loop-{n}")
+    acks: set[asyncio.Future[None]] = set()
+    busy = asyncio.Event()
+
+    async def forward_forever() -> None:
+        async for delivery in transport.consume(queue, prefetch=400):
+            hop = f"{delivery.message_id}.{uuid.uuid4().hex[:6]}"
+            acks.add(asyncio.ensure_future(delivery.ack(forward=[Outgoing(queue, b"x", hop)])))
+            if len(acks) >= 1000:
+                busy.set()
+
+    spinning = asyncio.ensure_future(forward_forever())
+    await asyncio.wait_for(busy.wait(), timeout=30)
+    await asyncio.wait_for(transport.disconnect(), timeout=5)
+    await asyncio.wait_for(spinning, timeout=10)
+    # Acks made after the disconnect began fail on their own; none is left hanging.
+    await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), timeout=10)
 
 
 async def test_forward_dedup_expires_and_can_be_turned_off(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from .errors import MessageTooLargeError
@@ -25,26 +24,13 @@ class MalformedMessageError(ValueError):
     """Bytes that are not a valid paigeant message."""
 
 
-_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-
-
 def canonical_json(value: Any) -> bytes:
-    """Encode a JSON-able value with sorted keys and no whitespace, as UTF-8.
-
-    Floats are written in their shortest round-trip form (``1e16``, ``0.1``); NaN and the
-    infinities, which JSON cannot express, become ``null`` (as pydantic writes them).
-    Integers beyond 64 bits, which orjson refuses, are written exactly by the standard library.
-    """
-    try:
-        return orjson.dumps(value, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError as exc:
-        if "64-bit" not in str(exc):
-            raise ValueError(f"value is not canonical JSON: {exc}") from exc
+    """Encode a JSON-able value with sorted keys and no whitespace, as UTF-8."""
     try:
         return json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise ValueError(f"value is not canonical JSON: {exc}") from exc
 
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
@@ -49,65 +49,67 @@ class AckResult:
 
 @dataclass(slots=True)
 class _Item:
-    stream: str
-    entry_id: str
-    forward: Sequence[Outgoing]
+    """One queued ack: its part of the script's KEYS and ARGV, and its caller's future."""
+
+    keys: list[str]
+    args: list[str | int | bytes]
+    size: int
     future: asyncio.Future[AckResult]
-    size: int = field(default=0)
 
 
 class AckBatcher:
     """Queues acks of one transport and sends them in batches, one script call in flight."""
 
     def __init__(self, transport: RedisTransport) -> None:
-        """Batch acks for ``transport`` (its client, scripts and key space)."""
+        """Batch acks for ``transport`` (its scripts, key space and own connections)."""
         self._transport = transport
         self._queue: list[_Item] = []
+        self._in_flight: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
         self._connection: Redis | None = None
-        self._connection_of: Redis | None = None
 
     async def ack(self, stream: str, entry_id: str, forward: Sequence[Outgoing]) -> AckResult:
-        """Ack ``entry_id`` of ``stream`` and add ``forward``, atomically; returns when done."""
+        """Ack ``entry_id`` of ``stream`` and add ``forward``, atomically; returns when done.
+
+        A caller cancelled while its ack is still queued drops it (the message is then
+        redelivered); once its batch has been taken for sending, the ack may still happen.
+        """
+        keys, args, size = self._script_part(stream, entry_id, forward)  # bad input raises here
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AckResult] = loop.create_future()
-        size = sum(len(out.body) for out in forward)
-        self._queue.append(_Item(stream, entry_id, forward, future, size))
+        self._queue.append(_Item(keys, args, size, future))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
-        return await future  # cancelling the caller drops its ack unless already sent
+        return await future
 
     async def drain(self) -> None:
-        """Wait until every queued ack has been sent (or has failed)."""
-        while self._flusher is not None:
-            await asyncio.wait({self._flusher})
+        """Wait until every ack made so far has been sent or has failed (later ones are not waited for)."""
+        pending = [item.future for item in (*self._in_flight, *self._queue)]
+        if pending:
+            await asyncio.wait(pending)
 
     async def close(self) -> None:
-        """Give the batcher's own connection back to the pool."""
-        connection, self._connection, self._connection_of = self._connection, None, None
+        """Close the batcher's own connection (a new one is opened on the next ack)."""
+        connection, self._connection = self._connection, None
         if connection is not None:
-            await connection.aclose()
-
-    def _own_connection(self) -> Redis | None:
-        """A connection for this batcher alone (one flush at a time), from the current pool."""
-        client = self._transport.current_client()
-        if client is None:
-            return None
-        if self._connection_of is not client:
-            self._connection, self._connection_of = client.client(), client
-        return self._connection
+            try:
+                await connection.aclose()
+            except Exception as exc:  # its pool may already be closed by disconnect()
+                logger.debug("closing the ack connection failed: %s", exc)
 
     async def _flush(self) -> None:
         try:
             while self._queue:
-                batch = self._take()
-                if batch:
-                    await self._send(batch)
+                self._in_flight = self._take()
+                if self._in_flight:
+                    await self._send(self._in_flight)
+                self._in_flight = []
         finally:
             self._flusher = None
-            for item in self._queue:  # only when the flusher itself was cancelled
+            for item in (*self._in_flight, *self._queue):  # only if this task was cancelled
                 if not item.future.done():
                     item.future.set_exception(TransportConnectionError("ack was not sent"))
+            self._in_flight = []
             self._queue.clear()
 
     def _take(self) -> list[_Item]:
@@ -123,11 +125,26 @@ class AckBatcher:
         return batch
 
     async def _send(self, batch: list[_Item]) -> None:
-        keys, args = self._script_input(batch)
+        """Run the ack script for ``batch`` and settle every caller's future, whatever happens."""
+        keys: list[str] = []
+        args: list[str | int | bytes] = [
+            CONSUMER_GROUP,
+            self._transport.dedup_ttl_ms,
+            len(batch),
+        ]
+        for item in batch:
+            keys.extend(item.keys)
+            args.extend(item.args)
         try:
+            if self._connection is None:
+                self._connection = self._transport.own_connection()
             replies = await self._transport.run_script(
-                "ack", keys, args, connection=self._own_connection()
+                "ack", keys, args, connection=self._connection
             )
+            if not isinstance(replies, list) or len(replies) != len(batch):
+                raise ResponseError(
+                    f"unexpected reply to a batch of {len(batch)} acks: {replies!r}"
+                )
         except BaseException as exc:
             for item in batch:
                 if not item.future.done():
@@ -145,26 +162,28 @@ class AckBatcher:
                 acked, skipped = reply
                 item.future.set_result(AckResult(bool(int(acked)), int(skipped)))
 
-    def _script_input(self, batch: list[_Item]) -> tuple[list[str], list[str | int | bytes]]:
-        transport = self._transport
-        key_space = transport.keys
-        keys: list[str] = []
-        args: list[str | int | bytes] = [CONSUMER_GROUP, transport.dedup_ttl_ms, len(batch)]
-        for item in batch:
-            keys.append(item.stream)
-            args.extend((item.entry_id, len(item.forward)))
-            for out in item.forward:
-                keys.extend(key_space.queue_keys(out.queue))
-                args.extend(
-                    (
-                        out.message_id,
-                        bytes(out.body),
-                        encode_headers(out.headers),
-                        delay_ms(out.delay),
-                        uuid.uuid4().hex if out.delay > 0 else "",  # names a delayed message
-                    )
+    def _script_part(
+        self, stream: str, entry_id: str, forward: Sequence[Outgoing]
+    ) -> tuple[list[str], list[str | int | bytes], int]:
+        """This ack's KEYS and ARGV in the ``ack`` script's layout, and its body bytes."""
+        key_space = self._transport.keys
+        keys = [stream]
+        args: list[str | int | bytes] = [entry_id, len(forward)]
+        size = 0
+        for out in forward:
+            body = bytes(out.body)
+            size += len(body)
+            keys.extend(key_space.queue_keys(out.queue))
+            args.extend(
+                (
+                    out.message_id,
+                    body,
+                    encode_headers(out.headers),
+                    delay_ms(out.delay),
+                    uuid.uuid4().hex if out.delay > 0 else "",  # names a delayed message
                 )
-        return keys, args
+            )
+        return keys, args, size
 
 
 def _per_caller(exc: BaseException) -> BaseException:

@@ -55,7 +55,7 @@ class ConsumeLoop:
         self.transport = transport
         self.client = client
         #: This loop's own connection: its reads and scripts skip the pool's per-command cost.
-        self.connection = client.client()
+        self.connection = transport.own_connection()
         self.queue = queue
         self.prefetch = prefetch
         self.name = consumer_name()
@@ -359,7 +359,7 @@ class ConsumeLoop:
             await asyncio.wait({task})
 
     async def close(self) -> None:
-        """Give this loop's connection back to the pool (a no-op once the pool is closed)."""
+        """Give this loop's own connection back (a no-op once the transport disconnected)."""
         try:
             await self.connection.aclose()
         except Exception as exc:  # the pool may already be closed by disconnect()

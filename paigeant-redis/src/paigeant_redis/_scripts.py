@@ -199,7 +199,7 @@ return 1
 # ARGV: group, dedup_ttl_ms, number of acks, then per ack: entry id, number of forwards, then
 #       per forward: message_id, body, headers, delay_ms, token.
 # Returns per ack {1 if the entry was still pending else 0, forwards skipped as duplicates}, or
-# an error message when a target key has the wrong type (that ack then does nothing at all).
+# an error message when one of its keys has the wrong type (that ack then does nothing at all).
 _ACK = r"""
 local group, ttl, n_acks = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local expected = {'stream', 'zset', 'hash', 'zset'}
@@ -210,8 +210,8 @@ for _ = 1, n_acks do
   local source, id, n_forwards = KEYS[k], ARGV[a], tonumber(ARGV[a + 1])
   local first_key, first_arg = k + 1, a + 2
   k, a = k + 1 + 4 * n_forwards, a + 2 + 5 * n_forwards
-  -- Check every target first: a failing forward must leave nothing half done and nothing acked.
-  local problem = nil
+  -- Check every key first: a failing ack must leave nothing half done and nothing acked.
+  local problem = wrong_type(source, 'stream')
   for t = first_key, k - 1 do
     problem = problem or wrong_type(KEYS[t], expected[(t - first_key) % 4 + 1])
   end

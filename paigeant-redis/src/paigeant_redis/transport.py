@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -88,8 +88,8 @@ class RedisTransport(Transport):
                 ``paigeant``.
             dedup_ttl: Seconds a forwarded message id is remembered, so a repeated forward
                 with the same id is skipped; 0 turns forward deduplication off.
-            max_connections: Size of the connection pool; every consume() loop holds one
-                connection while it blocks in XREADGROUP.
+            max_connections: Size of the pool shared by publishing and settling. Consume
+                loops and the ack batcher each hold a connection of their own besides.
             connect_timeout: Seconds to wait for a TCP connection to Redis.
             client_name: Name set on each connection (CLIENT SETNAME), shown by CLIENT LIST.
         """
@@ -117,6 +117,7 @@ class RedisTransport(Transport):
         self.client_name = client_name
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
+        self._own_pool: ConnectionPool | None = None
         self._loops: set[ConsumeLoop] = set()
         self._connecting = asyncio.Lock()
         #: Acks (with their forwards) waiting for, or on, the wire.
@@ -143,20 +144,23 @@ class RedisTransport(Transport):
             if self._client is None:
                 await self._connect()
 
-    async def _connect(self) -> None:
-        pool = BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.max_connections,
-            timeout=30,
-            socket_connect_timeout=self.connect_timeout,
+    def _connection_options(self) -> dict[str, Any]:
+        return {
+            "socket_connect_timeout": self.connect_timeout,
             # No per-command socket timeout: redis-py would wrap every call in wait_for (a task
             # per command). A dead peer is detected by TCP keepalive within ~25 s instead.
-            socket_timeout=None,
-            socket_keepalive=True,
-            socket_keepalive_options=_KEEPALIVE,
-            health_check_interval=30,
-            client_name=self.client_name,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+            "socket_timeout": None,
+            "socket_keepalive": True,
+            "socket_keepalive_options": _KEEPALIVE,
+            "health_check_interval": 30,
+            "client_name": self.client_name,
+            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+        }
+
+    async def _connect(self) -> None:
+        options = self._connection_options()
+        pool = BlockingConnectionPool.from_url(
+            self.url, max_connections=self.max_connections, timeout=30, **options
         )
         client = Redis(connection_pool=pool)
         try:
@@ -167,26 +171,46 @@ class RedisTransport(Transport):
                 f"cannot connect to Redis at {self.safe_url}: {exc}. Is redis-server running? "
                 "Pass url=... or set PAIGEANT_REDIS_URL."
             ) from exc
+        # Connections held for a lifetime (one per consume loop, one for acks) come from a pool
+        # of their own, so they can never starve publishing and settling of the shared pool.
+        self._own_pool = ConnectionPool.from_url(self.url, **options)
         self._scripts = Scripts(client)
         self._client = client
         logger.debug("connected to Redis at %s", self.safe_url)
 
+    def own_connection(self) -> Redis:
+        """A client bound to one connection of its own, outside ``max_connections``.
+
+        For a caller that sends one command at a time for a long while (a consume loop, the
+        ack batcher): it skips the shared pool's per-command cost. Close it with ``aclose()``.
+        """
+        if self._own_pool is None:
+            raise RuntimeError("transport is not connected: call `await transport.connect()` first")
+        return Redis(connection_pool=self._own_pool, single_connection_client=True)
+
     async def disconnect(self) -> None:
-        """Stop every consume() loop, release what they hold for redelivery, close the pool."""
-        client = self._client
-        if client is None:
-            return
-        await self.acks.drain()  # acks already made still reach Redis
-        await self.acks.close()
-        self._client = None
-        loops = list(self._loops)
-        for loop in loops:
-            await loop.stop()
-        for loop in loops:
-            await loop.release(client)
-        self._scripts = None
-        await client.aclose(close_connection_pool=True)
-        logger.debug("disconnected from Redis at %s", self.safe_url)
+        """Stop every consume() loop, release what they hold for redelivery, close the pools.
+
+        Acks made before the call are sent first; a concurrent connect() waits for it to end.
+        """
+        async with self._connecting:
+            client = self._client
+            if client is None:
+                return
+            await self.acks.drain()
+            await self.acks.close()
+            self._client = None
+            loops = list(self._loops)
+            for loop in loops:
+                await loop.stop()
+            for loop in loops:
+                await loop.release(client)
+            self._scripts = None
+            own_pool, self._own_pool = self._own_pool, None
+            if own_pool is not None:
+                await own_pool.aclose()
+            await client.aclose(close_connection_pool=True)
+            logger.debug("disconnected from Redis at %s", self.safe_url)
 
     def current_client(self) -> Redis | None:
         """The connected client, or None while disconnected."""
