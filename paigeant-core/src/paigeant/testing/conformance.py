@@ -189,6 +189,21 @@ class TransportConformance:
             assert delivery.attempt == 1
             await delivery.ack()
 
+    async def test_delayed_publish_reaches_a_consumer_already_waiting(
+        self, transport: Transport
+    ) -> None:
+        queue = self.queue()
+        async with Receiver(transport, queue) as receiver:
+            waiting = asyncio.ensure_future(receiver.get(timeout=2.0 + self.redelivery_grace))
+            await asyncio.sleep(0.3)  # the consumer now waits on an empty queue
+            assert not waiting.done()
+            started = time.monotonic()
+            await self.publish(transport, queue, delay=1.0)
+            delivery = await waiting
+            assert delivery is not None, "a delayed message never reached the waiting consumer"
+            assert time.monotonic() - started >= 0.9, "the delay was not honoured"
+            await delivery.ack()
+
     async def test_consumer_publishing_from_its_own_loop_does_not_deadlock(
         self, transport: Transport
     ) -> None:
@@ -461,6 +476,26 @@ class TransportConformance:
         finally:
             await transport.delete_queue(queue)
             await transport.delete_queue(dead_letter_queue(queue))
+            await transport.disconnect()
+
+    async def test_disconnect_ends_a_waiting_consume_loop(self) -> None:
+        transport = self.new_transport()
+        await transport.connect()
+        queue = f"conformance-{uuid.uuid4().hex[:12]}"
+        iterator = transport.consume(queue).__aiter__()
+        waiting = asyncio.ensure_future(anext(iterator))
+        try:
+            await asyncio.sleep(0.3)  # blocked on the empty queue
+            assert not waiting.done()
+            await transport.disconnect()
+            done, _ = await asyncio.wait({waiting}, timeout=self.redelivery_grace)
+            assert done, "consume() kept waiting after disconnect()"
+            with pytest.raises(StopAsyncIteration):
+                waiting.result()
+        finally:
+            waiting.cancel()
+            await transport.connect()
+            await transport.delete_queue(queue)
             await transport.disconnect()
 
     async def test_delete_queue_drops_its_messages(self, transport: Transport) -> None:
