@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -41,10 +42,6 @@ async def start_worker() -> AsyncIterator[Callable[[Worker], asyncio.Task[None]]
 
 @pytest.fixture(autouse=True)
 def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "PAIGEANT_TRANSPORT",
-        "PAIGEANT_SIGNER",
-        "PAIGEANT_EVENTS_QUEUE",
-        "PAIGEANT_SIGNING_KEY",
-    ):
-        monkeypatch.delenv(var, raising=False)
+    """Run every test without the caller's PAIGEANT_* settings (transport, signer, keys, OBO)."""
+    for var in [name for name in os.environ if name.startswith("PAIGEANT_")]:
+        monkeypatch.delenv(var)

@@ -23,22 +23,6 @@ from paigeant.jwt_identity import JwtIdentityProvider
 from paigeant.plugins import get_identity_provider
 
 SECRET = "obo-shared-secret-" + "0123456789abcdef" * 3
-OBO_VARIABLES = (
-    "PAIGEANT_IDENTITY_PROVIDER",
-    "PAIGEANT_OBO_JWKS",
-    "PAIGEANT_OBO_PUBLIC_KEY",
-    "PAIGEANT_OBO_SECRET",
-    "PAIGEANT_OBO_ISSUER",
-    "PAIGEANT_OBO_AUDIENCE",
-    "PAIGEANT_OBO_LEEWAY",
-    "PAIGEANT_OBO_ALGORITHMS",
-)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in OBO_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
 
 
 def claims(**overrides: Any) -> dict[str, Any]:

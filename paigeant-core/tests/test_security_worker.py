@@ -39,19 +39,6 @@ from paigeant.testing import Receiver
 from paigeant.transport import DEAD_LETTER_REASON_HEADER
 from paigeant.wire import SIGNATURE_HEADER
 
-SECURITY_VARIABLES = (
-    "PAIGEANT_SIGNER",
-    "PAIGEANT_SIGNING_KEY",
-    "PAIGEANT_SIGNING_KEY_ID",
-    "PAIGEANT_VERIFY_KEYS",
-    "PAIGEANT_VERIFY_JWKS",
-    "PAIGEANT_SIGNING_PRIVATE_KEY",
-    "PAIGEANT_IDENTITY_PROVIDER",
-    "PAIGEANT_OBO_JWKS",
-    "PAIGEANT_OBO_PUBLIC_KEY",
-    "PAIGEANT_OBO_SECRET",
-)
-
 calls: list[dict[str, Any]] = []
 
 
@@ -81,9 +68,7 @@ PLAN = [
 
 
 @pytest.fixture(autouse=True)
-def _reset(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in SECURITY_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
+def _reset() -> None:
     calls.clear()
 
 

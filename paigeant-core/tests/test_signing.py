@@ -27,20 +27,6 @@ from paigeant.plugins import get_signer
 from paigeant.wire import SIGNATURE_HEADER, RejectedMessage, Wire
 
 DATA = canonical_json({"b": [1, 2, {"z": "ü"}], "a": "x"})
-SECURITY_VARIABLES = (
-    "PAIGEANT_SIGNER",
-    "PAIGEANT_SIGNING_KEY",
-    "PAIGEANT_SIGNING_KEY_ID",
-    "PAIGEANT_VERIFY_KEYS",
-    "PAIGEANT_VERIFY_JWKS",
-    "PAIGEANT_SIGNING_PRIVATE_KEY",
-)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in SECURITY_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
 
 
 def b64url(data: bytes) -> str:
