@@ -11,7 +11,6 @@ checked before anything is written), and one item's error is reported to its cal
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AckBatcher", "AckResult"]
 
-logger = logging.getLogger(__name__)
 
 #: Most acks sent in one script call.
 MAX_BATCH_ITEMS = 128
@@ -92,10 +90,7 @@ class AckBatcher:
         """Close the batcher's own connection (a new one is opened on the next ack)."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
-                await connection.aclose()
-            except Exception as exc:  # its pool may already be closed by disconnect()
-                logger.debug("closing the ack connection failed: %s", exc)
+            await self._transport.close_own_connection(connection)
 
     async def _flush(self) -> None:
         try:

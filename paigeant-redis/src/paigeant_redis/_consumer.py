@@ -360,10 +360,7 @@ class ConsumeLoop:
 
     async def close(self) -> None:
         """Give this loop's own connection back (a no-op once the transport disconnected)."""
-        try:
-            await self.connection.aclose()
-        except Exception as exc:  # the pool may already be closed by disconnect()
-            logger.debug("closing the connection of %s failed: %s", self.name, exc)
+        await self.transport.close_own_connection(self.connection)
 
     async def release(self, client: Redis) -> None:
         """Make everything this loop holds claimable at once by the queue's other consumers."""

@@ -35,6 +35,7 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: Used when neither ``key_prefix=`` nor ``PAIGEANT_REDIS_KEY_PREFIX`` is given.
 DEFAULT_KEY_PREFIX = "paigeant"
 _SCHEMES = ("redis", "rediss", "unix")
+_NOT_CONNECTED = "transport is not connected: call `await transport.connect()` first"
 
 
 _KEEPALIVE: dict[int, int | bytes] = {
@@ -185,8 +186,15 @@ class RedisTransport(Transport):
         ack batcher): it skips the shared pool's per-command cost. Close it with ``aclose()``.
         """
         if self._own_pool is None:
-            raise RuntimeError("transport is not connected: call `await transport.connect()` first")
+            raise RuntimeError(_NOT_CONNECTED)
         return Redis(connection_pool=self._own_pool, single_connection_client=True)
+
+    async def close_own_connection(self, connection: Redis) -> None:
+        """Close a client from ``own_connection()``; a no-op once the transport disconnected."""
+        try:
+            await connection.aclose()
+        except Exception as exc:  # its pool may already be closed by disconnect()
+            logger.debug("closing an own connection failed: %s", exc)
 
     async def disconnect(self) -> None:
         """Stop every consume() loop, release what they hold for redelivery, close the pools.
@@ -218,7 +226,7 @@ class RedisTransport(Transport):
 
     def _connected_client(self) -> Redis:
         if self._client is None:
-            raise RuntimeError("transport is not connected: call `await transport.connect()` first")
+            raise RuntimeError(_NOT_CONNECTED)
         return self._client
 
     def scripts_for(self, client: Redis) -> Scripts:
