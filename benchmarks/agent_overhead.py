@@ -35,7 +35,7 @@ def _import_seconds(statement: str, repeat: int = 5) -> float:
 
 async def _measure(runs: int) -> dict[str, float]:
     from paigeant import ActivitySpec, PaigeantAgent, Worker, WorkflowDispatcher
-    from paigeant.inmemory import InMemoryTransport
+    from paigeant.transports.inmemory import InMemoryTransport
 
     agent: Any = PaigeantAgent("test", name="bench-agent")
     await agent.run("warm up")

@@ -28,9 +28,9 @@ from paigeant import (
     activity,
     get_transport,
 )
-from paigeant.codec import encode_message
-from paigeant.messages import PaigeantMessage, RoutingSlip, hop_message_id
-from paigeant.signing import Signer
+from paigeant.security.signer import Signer
+from paigeant.workflow.codec import encode_message
+from paigeant.workflow.messages import PaigeantMessage, RoutingSlip, hop_message_id
 
 
 def make_signer(name: str) -> Signer | str:
@@ -38,7 +38,7 @@ def make_signer(name: str) -> Signer | str:
     if name == "none":
         return "none"
     if name == "hmac":
-        from paigeant.hmac_signer import HmacSigner
+        from paigeant.security.hmac_signer import HmacSigner
 
         return HmacSigner(secrets.token_hex(32), key_id="bench")
     if name == "ed25519":
@@ -140,7 +140,7 @@ def redis_baselines(workflows: int, steps: int, concurrency: int) -> dict[str, d
 
 def envelope_growth(total_steps: int = 100) -> dict[str, int]:
     """Bytes of the message at steps 1, 10 and 100 of a ``total_steps``-step workflow."""
-    from paigeant.messages import ActivityLogEntry, utcnow
+    from paigeant.workflow.messages import ActivityLogEntry, utcnow
 
     now = utcnow()
     message = PaigeantMessage(

@@ -26,16 +26,20 @@ from paigeant import (
 ACCOUNTS: dict[str, str] = {}  # stands in for a user database
 
 
-@activity("validate-input")
+@activity("validate-input", description="Customer onboarding, step 1: check the sign-up form.")
 async def validate_input(ctx: ActivityContext) -> dict[str, Any]:
-    """Check the sign-up form."""
-    email = ctx.arguments["email"]
+    """Check the sign-up form (its e-mail comes as an argument, or as a workflow variable)."""
+    email = ctx.arguments.get("email") or ctx.variables["email"]
     if "@" not in email:
         raise ValueError(f"not an email address: {email!r}")
     return {"email": email.lower()}
 
 
-@activity("create-account", retry=RetryPolicy(max_attempts=3, initial_delay=0.1))
+@activity(
+    "create-account",
+    retry=RetryPolicy(max_attempts=3, initial_delay=0.1),
+    description="Customer onboarding, step 2: create the account.",
+)
 async def create_account(ctx: ActivityContext) -> dict[str, Any]:
     """Create the account (idempotently: a redelivered step finds it already there)."""
     email = ctx.previous_output["email"]
@@ -51,7 +55,11 @@ async def delete_account(ctx: ActivityContext) -> None:
     print(f"  compensated create-account: deleted {ctx.output['account_id']}")
 
 
-@activity("send-notification", retry=RetryPolicy(max_attempts=2, initial_delay=0.1))
+@activity(
+    "send-notification",
+    retry=RetryPolicy(max_attempts=2, initial_delay=0.1),
+    description="Customer onboarding, step 3: send the welcome e-mail.",
+)
 async def send_notification(ctx: ActivityContext) -> dict[str, Any]:
     """Send the welcome e-mail (fails when the workflow asks it to)."""
     if ctx.variables.get("smtp_down"):

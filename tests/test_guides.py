@@ -44,6 +44,17 @@ def test_dispatcher_example() -> None:
     assert correlation_id is not None and correlation_id.group(1) in out.splitlines()[0]
 
 
+def test_planner_example_dispatches_the_onboarding_workflow_offline() -> None:
+    out = run_guide("planner_example.py")
+    dispatched = re.search(rf"^Workflow dispatched: ({UUID})$", out, re.MULTILINE)
+    assert dispatched, out
+    assert f"Planner: Dispatched workflow {dispatched.group(1)}." in out
+    assert "Steps: validate-input -> create-account -> send-notification" in out
+    assert "Status: completed" in out
+    assert "Result: {'sent_to': 'ada@example.com'}" in out
+    assert f"Correlation id: {dispatched.group(1)}" in out
+
+
 def test_three_agent_workflow_example_in_one_process() -> None:
     out = run_guide("three_agent_workflow_example.py")
     assert "Status: completed" in out

@@ -48,7 +48,9 @@ def _ledger_lines(ledger: Path) -> list[tuple[str, int, int]]:
     if not ledger.exists():
         return []
     rows = []
-    for line in ledger.read_text().splitlines():
+    text = ledger.read_text()
+    complete = text[: text.rfind("\n") + 1]  # a line still being appended is read next time
+    for line in complete.splitlines():
         cid, step, attempt = line.split(",")
         rows.append((cid, int(step), int(attempt)))
     return rows

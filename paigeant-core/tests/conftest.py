@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from paigeant import Worker
-from paigeant.inmemory import InMemoryTransport
+from paigeant.transports.inmemory import InMemoryTransport
 
 
 @pytest_asyncio.fixture

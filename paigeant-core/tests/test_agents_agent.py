@@ -23,8 +23,8 @@ from pydantic_ai.models.test import TestModel
 
 from paigeant import ActivitySpec, RetryPolicy, Worker, WorkflowDispatcher, WorkflowResult
 from paigeant.agents import PaigeantAgent, WorkflowDependencies, scripted_model
-from paigeant.inmemory import InMemoryTransport
-from paigeant.messages import DepsEnvelope
+from paigeant.transports.inmemory import InMemoryTransport
+from paigeant.workflow.messages import DepsEnvelope
 
 StartWorker = Callable[[Worker], "asyncio.Task[None]"]
 

@@ -8,9 +8,9 @@ import re
 import pytest
 from rich.console import Console
 
-from paigeant.demo import WorkflowView, demo_workflow, run_demo
-from paigeant.events import EventType, WorkflowEvent
-from paigeant.inmemory import InMemoryTransport
+from paigeant.cli.demo import WorkflowView, demo_workflow, run_demo
+from paigeant.transports.inmemory import InMemoryTransport
+from paigeant.workflow.events import EventType, WorkflowEvent
 
 
 @pytest.fixture(autouse=True)

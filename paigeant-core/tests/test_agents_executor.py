@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from paigeant import ActivitySpec, WorkflowDispatcher
-from paigeant.activity import as_activity
 from paigeant.agents import ActivityExecutor, AgentNotFoundError, PaigeantAgent, find_agent
-from paigeant.inmemory import InMemoryTransport
+from paigeant.runtime.activity import as_activity
+from paigeant.transports.inmemory import InMemoryTransport
 
 MODULE = """
 from paigeant import activity

@@ -28,7 +28,7 @@ from paigeant import (
 )
 from paigeant.agents import PaigeantAgent
 from paigeant.agents.itinerary import ADD_STEPS_TOOL
-from paigeant.inmemory import InMemoryTransport
+from paigeant.transports.inmemory import InMemoryTransport
 
 StartWorker = Callable[[Worker], "asyncio.Task[None]"]
 

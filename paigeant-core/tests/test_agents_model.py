@@ -24,7 +24,7 @@ from paigeant.agents import (
 )
 from paigeant.agents import model as model_module
 from paigeant.errors import ConfigurationError
-from paigeant.inmemory import InMemoryTransport
+from paigeant.transports.inmemory import InMemoryTransport
 
 StartWorker = Callable[[Worker], "asyncio.Task[None]"]
 needs_no_anthropic = pytest.mark.skipif(

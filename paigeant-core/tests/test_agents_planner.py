@@ -26,7 +26,8 @@ from paigeant.agents import (
     create_planner_agent,
     scripted_model,
 )
-from paigeant.inmemory import InMemoryTransport
+from paigeant.agents.offline_planner import OFFLINE_PLANNER_NAME, choose_steps
+from paigeant.transports.inmemory import InMemoryTransport
 
 StartWorker = Callable[[Worker], "asyncio.Task[None]"]
 
@@ -124,9 +125,10 @@ async def test_planner_refuses_unknown_activities(transport: InMemoryTransport) 
     assert script.dispatch_reply.startswith("Refused: unknown activities 'format-disk'")
 
 
-def test_planner_defaults_to_the_offline_test_model_and_takes_infos_and_names() -> None:
+def test_planner_defaults_to_the_offline_planner_and_takes_infos_and_names() -> None:
     planner = create_planner_agent()
-    assert isinstance(planner.model, TestModel)
+    assert isinstance(planner.model, FunctionModel)
+    assert planner.model.model_name == OFFLINE_PLANNER_NAME
     deps = PlannerAgentDeps(
         workflow_dispatcher=WorkflowDispatcher(InMemoryTransport()),
         activities=["bare-name", ActivityInfo("described", "Does things."), fetch_data],
@@ -134,3 +136,106 @@ def test_planner_defaults_to_the_offline_test_model_and_takes_infos_and_names() 
     assert json.dumps([(i.name, i.description) for i in deps.known().values()]) == json.dumps(
         [("bare-name", ""), ("described", "Does things."), ("fetch-data", fetch_data.description)]
     )
+
+
+def test_planner_uses_the_named_model_when_given() -> None:
+    assert isinstance(create_planner_agent("test").model, TestModel)
+
+
+@activity("check-invoice", description="Invoice handling, step 1: check the totals.")
+async def check_invoice(ctx: ActivityContext) -> str:
+    return "checked"
+
+
+@activity("pay-invoice", description="Invoice handling, step 2: pay the supplier.")
+async def pay_invoice(ctx: ActivityContext) -> str:
+    return f"paid after {ctx.previous_output}"
+
+
+@activity("archive", description="Store a document.")
+async def archive(ctx: ActivityContext) -> str:
+    return "archived"
+
+
+CATALOG = [
+    {"name": "archive", "description": "Store a document."},
+    {"name": "pay-invoice", "description": "Invoice handling, step 2: pay the supplier."},
+    {"name": "check-invoice", "description": "Invoice handling, step 1: check the totals."},
+    {"name": "send-report", "description": "Email the report to the customer."},
+]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        # by description, in the order the descriptions give (step 1, step 2)
+        ("Handle this invoice", ["check-invoice", "pay-invoice"]),
+        # by name, in the order the request names them
+        ("archive it, then send report", ["archive", "send-report"]),
+        ("send-report and archive", ["send-report", "archive"]),
+        # step numbers first, then names in request order
+        ("send report, archive and pay-invoice", ["pay-invoice", "send-report", "archive"]),
+        # common words choose nothing
+        ("Create a workflow please", []),
+        ("", []),
+    ],
+)
+def test_offline_planner_chooses_steps(request_text: str, expected: list[str]) -> None:
+    assert choose_steps(request_text, CATALOG) == expected
+
+
+async def test_offline_planner_dispatches_what_the_request_describes(
+    transport: InMemoryTransport, start_worker: StartWorker
+) -> None:
+    start_worker(Worker(transport, [check_invoice, pay_invoice, archive]))
+    dispatcher = WorkflowDispatcher(transport)
+    deps = PlannerAgentDeps(
+        workflow_dispatcher=dispatcher, activities=[archive, pay_invoice, check_invoice]
+    )
+
+    answer = await create_planner_agent().run("Handle the March invoice", deps=deps)
+
+    (correlation_id,) = deps.dispatched
+    assert correlation_id in answer.output
+    result = await dispatcher.wait_for(correlation_id, timeout=10)
+    await dispatcher.close()
+    assert [entry.name for entry in result.activity_log] == ["check-invoice", "pay-invoice"]
+    assert result.output == "paid after checked"
+
+
+async def test_offline_planner_with_no_activities_says_so(transport: InMemoryTransport) -> None:
+    dispatcher = WorkflowDispatcher(transport)
+    deps = PlannerAgentDeps(workflow_dispatcher=dispatcher)
+
+    answer = await create_planner_agent().run("Create a customer onboarding workflow", deps=deps)
+    await dispatcher.close()
+
+    assert deps.dispatched == []
+    assert answer.output.startswith("No activities are known, so no workflow was dispatched")
+
+
+async def test_offline_planner_with_no_match_names_the_known_activities(
+    transport: InMemoryTransport,
+) -> None:
+    dispatcher = WorkflowDispatcher(transport)
+    deps = PlannerAgentDeps(workflow_dispatcher=dispatcher, activities=[archive, check_invoice])
+
+    answer = await create_planner_agent().run("Book a flight to Lisbon", deps=deps)
+    await dispatcher.close()
+
+    assert deps.dispatched == []
+    assert "None of the known activities (archive, check-invoice) matches" in answer.output
+
+
+async def test_dispatch_tool_refuses_when_no_activities_are_known(
+    transport: InMemoryTransport,
+) -> None:
+    script = Planner([{"activity": "fetch-data"}])
+    dispatcher = WorkflowDispatcher(transport)
+    deps = PlannerAgentDeps(workflow_dispatcher=dispatcher)
+
+    await create_planner_agent(FunctionModel(script)).run("do it", deps=deps)
+    await dispatcher.close()
+
+    assert deps.dispatched == []
+    assert script.dispatch_reply.startswith("Refused: no activities are known")

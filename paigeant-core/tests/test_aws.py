@@ -20,14 +20,14 @@ from paigeant import (  # noqa: E402
     WorkflowDispatcher,
     activity,
 )
-from paigeant import aws as paigeant_aws  # noqa: E402
-from paigeant.aws import assume_web_identity  # noqa: E402
 from paigeant.errors import (  # noqa: E402
     AwsCredentialsError,
     AwsTokenRejectedError,
     NonRetryableError,
 )
-from paigeant.inmemory import InMemoryTransport  # noqa: E402
+from paigeant.security import aws as paigeant_aws  # noqa: E402
+from paigeant.security.aws import assume_web_identity  # noqa: E402
+from paigeant.transports.inmemory import InMemoryTransport  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/paigeant-user"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from paigeant import __version__, plugins
-from paigeant.cli import _parse_vars, app
+from paigeant.cli.app import _parse_vars, app
 
 runner = CliRunner()
 

@@ -23,9 +23,9 @@ from paigeant import (
     activity_queue,
     dead_letter_queue,
 )
-from paigeant.inmemory import InMemoryTransport, _InMemoryDelivery
 from paigeant.testing import Receiver
-from paigeant.transport import DEAD_LETTER_REASON_HEADER
+from paigeant.transports.base import DEAD_LETTER_REASON_HEADER
+from paigeant.transports.inmemory import InMemoryTransport, _InMemoryDelivery
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.05, backoff=2.0, jitter=0.0)
 
@@ -210,7 +210,7 @@ async def test_worker_crash_mid_step_loses_nothing(
     async def crash(delivery: Any, delay: float = 0.0) -> None:
         return None  # a dead process settles nothing
 
-    monkeypatch.setattr("paigeant.worker._give_back", crash)
+    monkeypatch.setattr("paigeant.runtime.worker._give_back", crash)
     crashing = Worker(transport, [fragile, after], drain_timeout=0)
     task = start_worker(crashing)
     dispatcher = WorkflowDispatcher(transport)
@@ -314,8 +314,8 @@ async def test_garbage_is_dead_lettered_and_worker_goes_on(
 async def test_malformed_but_signed_message_is_dead_lettered(
     transport: InMemoryTransport, start_worker: Any
 ) -> None:
-    from paigeant.security import resolve_signer
-    from paigeant.wire import Wire
+    from paigeant.runtime.signer_choice import resolve_signer
+    from paigeant.workflow.wire import Wire
 
     wire = Wire(resolve_signer(transport))
     start_worker(Worker(transport, [_ok_activity()]))
@@ -353,7 +353,7 @@ async def test_unknown_activity_is_dead_lettered_with_correlation_id_logged(
             headers=delivery.headers,
         )
         await delivery.ack()
-    with caplog.at_level(logging.ERROR, logger="paigeant.step"):
+    with caplog.at_level(logging.ERROR, logger="paigeant.runtime.step"):
         async with Receiver(transport, dead_letter_queue(activity_queue("ok"))) as dead:
             parked = await dead.get(timeout=5)
             assert parked is not None
@@ -426,3 +426,35 @@ async def _assert_still_works(transport: InMemoryTransport) -> None:
         await dispatcher.dispatch_workflow([ActivitySpec(name="ok")]), timeout=5
     )
     assert result.status == "completed" and result.output == "fine"
+
+
+async def test_a_received_message_is_size_checked_once(
+    transport: InMemoryTransport, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paigeant.workflow import codec, wire
+
+    checked: list[int] = []
+    real_check = codec.check_size
+
+    def counting_check(data: bytes, limit: int | None = None) -> None:
+        checked.append(len(data))
+        real_check(data, limit)
+
+    monkeypatch.setattr(codec, "check_size", counting_check)
+    monkeypatch.setattr(wire, "check_size", counting_check)
+    received: list[bytes] = []
+    real_open = wire.Wire.open
+
+    def recording_open(self: wire.Wire, delivery: Any) -> bytes:
+        received.append(delivery.body)
+        return real_open(self, delivery)
+
+    monkeypatch.setattr(wire.Wire, "open", recording_open)
+    start_worker(Worker(transport, [_ok_activity()]))
+    dispatcher = WorkflowDispatcher(transport)
+    cid = await dispatcher.dispatch_workflow([ActivitySpec(name="ok")])
+    result = await dispatcher.wait_for(cid, timeout=5)
+    await dispatcher.close()
+    assert result.status == "completed"
+    (step_body,) = [body for body in received if b'"routing_slip"' in body]
+    assert checked.count(len(step_body)) == 2, "expected one check on send and one on receipt"

@@ -17,9 +17,9 @@ from paigeant import (
     activity,
     get_transport,
 )
-from paigeant.inmemory import InMemoryTransport
 from paigeant.testing import Receiver
-from paigeant.tracing import trace_id
+from paigeant.transports.inmemory import InMemoryTransport
+from paigeant.workflow.tracing import trace_id
 
 
 @activity("validate-input")

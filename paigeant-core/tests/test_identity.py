@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from paigeant.errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
-from paigeant.identity_config import resolve_identity_provider
-from paigeant.jwt_identity import JwtIdentityProvider
 from paigeant.plugins import get_identity_provider
+from paigeant.runtime.identity_choice import resolve_identity_provider
+from paigeant.security.jwt_identity import JwtIdentityProvider
 
 SECRET = "obo-shared-secret-" + "0123456789abcdef" * 3
 

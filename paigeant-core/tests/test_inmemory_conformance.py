@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paigeant.inmemory import InMemoryTransport
 from paigeant.testing import TransportConformance
+from paigeant.transports.inmemory import InMemoryTransport
 
 
 class TestInMemoryConformance(TransportConformance):

@@ -10,9 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paigeant.codec import MalformedMessageError, canonical_json, decode_message, encode_message
 from paigeant.errors import MessageTooLargeError
-from paigeant.messages import (
+from paigeant.transports.queues import activity_queue, compensate_queue, dead_letter_queue
+from paigeant.workflow.codec import (
+    MalformedMessageError,
+    canonical_json,
+    decode_message,
+    encode_message,
+)
+from paigeant.workflow.messages import (
     ActivityLogEntry,
     ActivitySpec,
     PaigeantMessage,
@@ -20,7 +26,6 @@ from paigeant.messages import (
     RoutingSlip,
     hop_message_id,
 )
-from paigeant.queues import activity_queue, compensate_queue, dead_letter_queue
 
 json_values = st.recursive(
     st.none()

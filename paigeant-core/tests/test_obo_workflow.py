@@ -21,9 +21,9 @@ from paigeant import (
     activity,
 )
 from paigeant.errors import IdentityProviderUnavailableError, InvalidTokenError
-from paigeant.hmac_signer import HmacSigner
-from paigeant.inmemory import InMemoryTransport
-from paigeant.jwt_identity import JwtIdentityProvider
+from paigeant.security.hmac_signer import HmacSigner
+from paigeant.security.jwt_identity import JwtIdentityProvider
+from paigeant.transports.inmemory import InMemoryTransport
 
 SECRET = "obo-e2e-secret-" + "fedcba9876543210" * 3
 SIGNING_KEY = b"signing-key-for-obo-tests-000000"

@@ -14,7 +14,7 @@ import pytest
 import paigeant
 from paigeant import hookimpl, plugins
 from paigeant.errors import DuplicatePluginError, PluginLoadError, PluginNotFoundError
-from paigeant.inmemory import InMemoryTransport
+from paigeant.transports.inmemory import InMemoryTransport
 
 
 class AcmeTransport(InMemoryTransport):

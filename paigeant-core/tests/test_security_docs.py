@@ -10,11 +10,9 @@ import paigeant
 SOURCES = Path(paigeant.__file__).parent
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 MODULES = (
-    "security.py",
-    "hmac_signer.py",
-    "ed25519_signer.py",
-    "jwt_identity.py",
-    "identity_config.py",
+    *sorted(str(path.relative_to(SOURCES)) for path in (SOURCES / "security").glob("*.py")),
+    "runtime/signer_choice.py",
+    "runtime/identity_choice.py",
 )
 
 

@@ -26,9 +26,9 @@ from paigeant import (
     plugins,
 )
 from paigeant.errors import InvalidTokenError, SignatureError
-from paigeant.identity_config import resolve_identity_provider
-from paigeant.inmemory import InMemoryTransport
-from paigeant.security import resolve_signer
+from paigeant.runtime.identity_choice import resolve_identity_provider
+from paigeant.runtime.signer_choice import resolve_signer
+from paigeant.transports.inmemory import InMemoryTransport
 
 
 class AcmeSigner(Signer):

@@ -29,15 +29,15 @@ from paigeant import (
     activity_queue,
     dead_letter_queue,
 )
-from paigeant.codec import canonical_json
-from paigeant.ed25519_signer import Ed25519Signer
 from paigeant.errors import ConfigurationError
-from paigeant.hmac_signer import HmacSigner
-from paigeant.inmemory import InMemoryTransport
-from paigeant.jws import JwsSigner
+from paigeant.security.ed25519_signer import Ed25519Signer
+from paigeant.security.hmac_signer import HmacSigner
+from paigeant.security.jws import JwsSigner
 from paigeant.testing import Receiver
-from paigeant.transport import DEAD_LETTER_REASON_HEADER
-from paigeant.wire import SIGNATURE_HEADER
+from paigeant.transports.base import DEAD_LETTER_REASON_HEADER
+from paigeant.transports.inmemory import InMemoryTransport
+from paigeant.workflow.codec import canonical_json
+from paigeant.workflow.wire import SIGNATURE_HEADER
 
 calls: list[dict[str, Any]] = []
 
@@ -391,7 +391,7 @@ async def test_signer_none_runs_unsigned_and_warns(
 ) -> None:
     monkeypatch.setenv("PAIGEANT_SIGNER", "none")
     transport = RecordingTransport()
-    with caplog.at_level(logging.WARNING, logger="paigeant.security"):
+    with caplog.at_level(logging.WARNING, logger="paigeant.runtime.signer_choice"):
         worker = Worker(transport, ACTIVITIES)
     assert worker.signer is None
     assert any("NOT signed" in record.getMessage() for record in caplog.records)

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from jwt.api_jws import PyJWS
 
-from paigeant.codec import canonical_json
-from paigeant.ed25519_signer import Ed25519Signer, main, public_jwk
 from paigeant.errors import ConfigurationError, SignatureError
-from paigeant.hmac_signer import HmacSigner
 from paigeant.plugins import get_signer
-from paigeant.wire import SIGNATURE_HEADER, RejectedMessage, Wire
+from paigeant.security.ed25519_signer import Ed25519Signer, main, public_jwk
+from paigeant.security.hmac_signer import HmacSigner
+from paigeant.workflow.codec import canonical_json
+from paigeant.workflow.wire import SIGNATURE_HEADER, RejectedMessage, Wire
 
 DATA = canonical_json({"b": [1, 2, {"z": "ü"}], "a": "x"})
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from paigeant.tracing import child_traceparent, new_traceparent, trace_id
+from paigeant.workflow.tracing import child_traceparent, new_traceparent, trace_id
 
 W3C = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 

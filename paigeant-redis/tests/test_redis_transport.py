@@ -23,7 +23,7 @@ import redis.asyncio
 from paigeant import TransportConnectionError, dead_letter_queue, get_transport
 from paigeant.plugins import registrations, reset_plugins
 from paigeant.testing import Receiver
-from paigeant.transport import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, Outgoing
+from paigeant.transports.base import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, Outgoing
 from paigeant_redis import RedisDelivery, RedisTransport
 from paigeant_redis import _consumer as consumer_module
 from paigeant_redis._keys import CONSUMER_GROUP

@@ -6,10 +6,6 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from .activity import Activity, activity
-from .context import ActivityContext
-from .dispatcher import WorkflowDispatcher
-from .ed25519_signer import Ed25519Signer
 from .errors import (
     AwsCredentialsError,
     AwsTokenRejectedError,
@@ -24,18 +20,28 @@ from .errors import (
     SignatureError,
     TransportConnectionError,
 )
-from .events import EventType, WorkflowEvent, WorkflowResult
-from .hmac_signer import HmacSigner
 from .hookspecs import hookimpl
-from .identity import IdentityProvider
-from .inmemory import InMemoryTransport
-from .jwt_identity import JwtIdentityProvider
-from .messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip, Subscription
 from .plugins import get_identity_provider, get_signer, get_transport
-from .queues import activity_queue, dead_letter_queue
-from .signing import Signer
-from .transport import Delivery, Outgoing, Transport
-from .worker import Worker
+from .runtime.activity import Activity, activity
+from .runtime.context import ActivityContext
+from .runtime.dispatcher import WorkflowDispatcher
+from .runtime.worker import Worker
+from .security.ed25519_signer import Ed25519Signer
+from .security.hmac_signer import HmacSigner
+from .security.identity import IdentityProvider
+from .security.jwt_identity import JwtIdentityProvider
+from .security.signer import Signer
+from .transports.base import (
+    DEAD_LETTER_QUEUE_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    Delivery,
+    Outgoing,
+    Transport,
+)
+from .transports.inmemory import InMemoryTransport
+from .transports.queues import activity_queue, dead_letter_queue
+from .workflow.events import EventType, WorkflowEvent, WorkflowResult
+from .workflow.messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip, Subscription
 
 if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import)
     from .agents import (
@@ -52,6 +58,8 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEAD_LETTER_QUEUE_HEADER",
+    "DEAD_LETTER_REASON_HEADER",
     "Activity",
     "ActivityContext",
     "ActivityExecutor",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .ed25519_signer import Ed25519Signer
-from .hmac_signer import HmacSigner
 from .hookspecs import Register, hookimpl
-from .inmemory import InMemoryTransport
-from .jwt_identity import JwtIdentityProvider
+from .security.ed25519_signer import Ed25519Signer
+from .security.hmac_signer import HmacSigner
+from .security.jwt_identity import JwtIdentityProvider
+from .transports.inmemory import InMemoryTransport
 
 __all__ = ["register_identity_providers", "register_signers", "register_transports"]
 

@@ -15,9 +15,9 @@ from . import hookspecs
 from .errors import DuplicatePluginError, PluginLoadError, PluginNotFoundError
 
 if TYPE_CHECKING:
-    from .identity import IdentityProvider
-    from .signing import Signer
-    from .transport import Transport
+    from .security.identity import IdentityProvider
+    from .security.signer import Signer
+    from .transports.base import Transport
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -25,6 +25,7 @@ __all__ = [
     "PluginInfo",
     "Registration",
     "blocked_plugins",
+    "core_version",
     "get_identity_provider",
     "get_plugin_manager",
     "get_signer",
@@ -82,7 +83,8 @@ _manager: pluggy.PluginManager | None = None
 _plugin_dists: dict[str, tuple[str, str]] = {}
 
 
-def _core_version() -> str:
+def core_version() -> str:
+    """The installed version of paigeant-core."""
     try:
         return importlib.metadata.version(CORE_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
@@ -136,7 +138,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         dists = _load_entry_points(manager)
         manager.check_pending()
         for module_name in DEFAULT_PLUGINS:
-            dists[module_name] = (CORE_DISTRIBUTION, _core_version())
+            dists[module_name] = (CORE_DISTRIBUTION, core_version())
         _manager, _plugin_dists = manager, dists
     return _manager
 

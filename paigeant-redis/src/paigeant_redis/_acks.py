@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from paigeant.errors import TransportConnectionError
-from paigeant.transport import Outgoing
+from paigeant import Outgoing, TransportConnectionError
 
 from ._codec import delay_ms, encode_headers
 from ._keys import CONSUMER_GROUP

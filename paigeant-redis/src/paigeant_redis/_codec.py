@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from paigeant.transport import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER
+from paigeant import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER
 
 __all__ = ["decode_entry", "delay_ms", "encode_headers", "parse_xread", "text"]
 

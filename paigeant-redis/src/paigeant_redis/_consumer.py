@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from paigeant.queues import dead_letter_queue
+from paigeant import dead_letter_queue
 
 from ._codec import decode_entry, parse_xread, text
 from ._errors import is_missing_group, is_retryable

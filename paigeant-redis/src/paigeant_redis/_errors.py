@@ -6,7 +6,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from paigeant.errors import TransportConnectionError
+from paigeant import TransportConnectionError
 
 __all__ = ["CONNECTION_ERRORS", "is_missing_group", "is_retryable"]
 

@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paigeant.errors import TransportConnectionError
-from paigeant.transport import Delivery, Outgoing
+from paigeant import Delivery, Outgoing, TransportConnectionError
 
 from ._codec import delay_ms
 from ._keys import CONSUMER_GROUP

@@ -16,8 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from paigeant.errors import TransportConnectionError
-from paigeant.transport import Delivery, Transport
+from paigeant import Delivery, Transport, TransportConnectionError
 
 from ._acks import AckBatcher
 from ._codec import delay_ms, encode_headers

@@ -1,4 +1,9 @@
-"""pydantic-ai integration: agents as activities, cross-agent deps, planner, executor, models."""
+"""pydantic-ai integration: agents as activities, cross-agent deps, the planner, the executor
+that serves one agent, and model choice (``PAIGEANT_MODEL`` or an offline model).
+
+Modules here may import every wing below (``runtime`` and what it imports); only ``cli``
+imports this wing, and ``import paigeant`` loads it lazily (pydantic-ai is slow to import).
+"""
 
 from __future__ import annotations
 

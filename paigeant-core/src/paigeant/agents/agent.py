@@ -15,11 +15,11 @@ from pydantic_ai.output import OutputSpec
 from pydantic_core import to_jsonable_python
 from typing_extensions import TypeVar
 
-from ..activity import Activity
-from ..context import ActivityContext
 from ..errors import NonRetryableError
-from ..messages import RetryPolicy
-from ..queues import validate_activity_name
+from ..runtime.activity import Activity
+from ..runtime.context import ActivityContext
+from ..transports.queues import validate_activity_name
+from ..workflow.messages import RetryPolicy
 from .catalog import ActivityInfo, ActivityLike, catalog
 from .deps import WorkflowDependencies, build_deps
 from .itinerary import ItineraryEditor

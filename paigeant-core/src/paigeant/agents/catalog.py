@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..activity import Activity, SupportsActivity, as_activity
-from ..messages import ActivitySpec
-from ..queues import validate_activity_name
+from ..runtime.activity import Activity, SupportsActivity, as_activity
+from ..transports.queues import validate_activity_name
+from ..workflow.messages import ActivitySpec
 
 __all__ = ["ActivityInfo", "ActivityLike", "StepRequest", "catalog", "format_catalog"]
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .._deps import DepsImportError, import_path, rebuild_deps
-from ..context import ActivityContext
 from ..errors import NonRetryableError
-from ..messages import DepsEnvelope
+from ..runtime.context import ActivityContext
+from ..workflow.deps import DepsImportError, import_path, rebuild_deps
+from ..workflow.messages import DepsEnvelope
 
 __all__ = ["WorkflowDependencies", "build_deps"]
 

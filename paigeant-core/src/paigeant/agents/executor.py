@@ -7,10 +7,10 @@ import importlib
 import logging
 from typing import Any
 
-from ..activity import Activity, SupportsActivity, as_activity
 from ..errors import PaigeantError
-from ..transport import Transport
-from ..worker import Worker
+from ..runtime.activity import Activity, SupportsActivity, as_activity
+from ..runtime.worker import Worker
+from ..transports.base import Transport
 
 __all__ = ["ActivityExecutor", "AgentNotFoundError", "find_agent", "module_activities"]
 

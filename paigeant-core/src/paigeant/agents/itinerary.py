@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic_ai import FunctionToolset, Tool
 
-from ..context import ActivityContext
+from ..runtime.context import ActivityContext
 from .catalog import ActivityInfo, StepRequest, format_catalog
 
 __all__ = ["ADD_STEPS_TOOL", "ItineraryEditor"]

@@ -10,9 +10,10 @@ from typing import Any
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.models import KnownModelName, Model
 
-from ..dispatcher import WorkflowDispatcher
+from ..runtime.dispatcher import WorkflowDispatcher
 from .catalog import ActivityInfo, ActivityLike, StepRequest, catalog
 from .model import resolve_model
+from .offline_planner import offline_planner_model
 
 __all__ = ["PLANNER_INSTRUCTIONS", "PlannerAgentDeps", "create_planner_agent"]
 
@@ -62,6 +63,11 @@ async def dispatch_workflow(
     """
     deps = ctx.deps
     known = deps.known()
+    if not known:
+        return (
+            "Refused: no activities are known to the planner (PlannerAgentDeps.activities is "
+            "empty). Nothing was dispatched."
+        )
     if not steps:
         return "Refused: a workflow needs at least one step. Nothing was dispatched."
     unknown = [step.activity for step in steps if step.activity not in known]
@@ -88,13 +94,15 @@ async def dispatch_workflow(
 def create_planner_agent(
     model: Model | KnownModelName | str | None = None, *, name: str = "planner"
 ) -> Agent[PlannerAgentDeps, str]:
-    """Create a planner agent; ``model`` defaults to ``PAIGEANT_MODEL``, else the test model.
+    """Create a planner agent; ``model`` defaults to ``PAIGEANT_MODEL``, else an offline planner.
 
-    Run it with ``PlannerAgentDeps(workflow_dispatcher=..., activities=[...])``; its answer names
-    the correlation id, also kept in ``deps.dispatched``.
+    The offline planner (``offline_planner.py``) dispatches the known activities whose names or
+    descriptions the request mentions, in the order their descriptions give. Run the agent with
+    ``PlannerAgentDeps(workflow_dispatcher=..., activities=[...])``; its answer names the
+    correlation id, also kept in ``deps.dispatched``.
     """
     return Agent(
-        resolve_model(model),
+        resolve_model(model, offline=offline_planner_model()),
         name=name,
         deps_type=PlannerAgentDeps,
         output_type=str,

@@ -17,8 +17,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "paigeant.testing needs pytest and pytest-asyncio: pip install 'paigeant-core[testing]'"
     ) from exc
 
-from ..queues import dead_letter_queue
-from ..transport import DEAD_LETTER_REASON_HEADER, Delivery, Outgoing, Transport
+from ..transports.base import DEAD_LETTER_REASON_HEADER, Delivery, Outgoing, Transport
+from ..transports.queues import dead_letter_queue
 
 __all__ = ["Receiver", "TransportConformance"]
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -23,20 +23,20 @@ from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
-from .agents import PaigeantAgent
-from .dispatcher import WorkflowDispatcher
-from .errors import PaigeantError
-from .events import EventType, WorkflowEvent, WorkflowResult
-from .messages import ActivitySpec
-from .plugins import get_transport
-from .transport import Transport
-from .worker import Worker
+from ..agents import PaigeantAgent
+from ..errors import PaigeantError
+from ..plugins import get_transport
+from ..runtime.dispatcher import WorkflowDispatcher
+from ..runtime.worker import Worker
+from ..transports.base import Transport
+from ..workflow.events import EventType, WorkflowEvent, WorkflowResult
+from ..workflow.messages import ActivitySpec
+from .app import READY_PREFIX
 
 __all__ = ["DemoRun", "StepView", "WorkflowView", "demo_workflow", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-_READY = "paigeant-worker-ready"
 _STYLES = {"pending": "dim", "running": "yellow", "completed": "green", "faulted": "red"}
 
 
@@ -128,7 +128,7 @@ async def _read_ready(process: asyncio.subprocess.Process, agent: str, timeout: 
             ) from None
         if not line:
             raise PaigeantError(f"the worker for {agent} exited with code {await process.wait()}")
-        if line.decode(errors="replace").startswith(_READY):
+        if line.decode(errors="replace").startswith(READY_PREFIX):
             return
 
 
@@ -139,31 +139,31 @@ def _tail(log: IO[bytes]) -> str:
 
 @contextlib.asynccontextmanager
 async def _worker_processes(
-    agents: Sequence[str], module: str, transport_name: str | None, timeout: float
+    targets: Mapping[str, str], transport_name: str | None, timeout: float
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """One worker process per agent (``python -m paigeant.agents``), stopped with SIGTERM."""
+    """One ``paigeant worker MODULE:ATTR`` process per agent (name -> target), stopped with SIGTERM."""
     processes: list[asyncio.subprocess.Process] = []
     logs: list[IO[bytes]] = []
     args = ["--transport", transport_name] if transport_name else []
     with contextlib.ExitStack() as files:
         try:
-            for agent in agents:
+            for target in targets.values():
                 log = files.enter_context(tempfile.TemporaryFile())
                 logs.append(log)
                 processes.append(
                     await asyncio.create_subprocess_exec(
                         sys.executable,
                         "-m",
-                        "paigeant.agents",
-                        agent,
-                        module,
+                        "paigeant",
+                        "worker",
+                        target,
                         *args,
                         stdout=asyncio.subprocess.PIPE,
                         stderr=log,
                         env=os.environ.copy(),
                     )
                 )
-            for agent, process, worker_log in zip(agents, processes, logs, strict=True):
+            for agent, process, worker_log in zip(targets, processes, logs, strict=True):
                 try:
                     await _read_ready(process, agent, timeout)
                 except PaigeantError as exc:
@@ -233,9 +233,7 @@ async def demo_workflow(
         stack.push_async_callback(dispatcher.close)
         if transport.crosses_processes:
             await stack.enter_async_context(
-                _worker_processes(
-                    demo_agents.AGENT_NAMES, "paigeant.demo_agents", transport_name, 60.0
-                )
+                _worker_processes(demo_agents.WORKER_TARGETS, transport_name, 60.0)
             )
         else:
             await stack.enter_async_context(_in_process_workers(transport, demo_agents.AGENTS))
@@ -289,9 +287,9 @@ def run_demo(
     """
     console = console or Console()
     chosen = get_transport(transport)
+    from ..agents.model import MODEL_ENV
+    from ..settings import env_str
     from . import demo_agents  # builds the agents: a misconfigured PAIGEANT_MODEL fails here
-    from .agents.model import MODEL_ENV
-    from .settings import env_str
 
     where = "a worker process per agent" if chosen.crosses_processes else "in-process workers"
     model = env_str(MODEL_ENV) or "offline"

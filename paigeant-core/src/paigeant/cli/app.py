@@ -13,13 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .errors import PaigeantError
-from .messages import ActivitySpec
-from .plugins import get_transport, list_plugins
-from .transport import Transport
+from ..errors import PaigeantError
+from ..plugins import core_version, get_transport, list_plugins
+from ..settings import env_str
+from ..transports.base import Transport
+from ..workflow.messages import ActivitySpec
 
-__all__ = ["app", "main"]
+__all__ = ["READY_PREFIX", "app", "main"]
+
+#: First word of the line ``paigeant worker`` prints on stdout once it consumes its queues.
+READY_PREFIX = "paigeant-worker-ready"
 
 app = typer.Typer(
     name="paigeant",
@@ -33,7 +36,7 @@ err_console = Console(stderr=True)
 
 def _version_callback(value: bool) -> None:
     if value:
-        console.print(f"paigeant {__version__}")
+        console.print(f"paigeant {core_version()}")
         raise typer.Exit()
 
 
@@ -101,8 +104,8 @@ def worker(
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Run a worker for the activities found in MODULE[:ATTR] until SIGTERM or Ctrl-C."""
-    from .loader import load_activities
-    from .worker import Worker
+    from ..runtime.loader import load_activities
+    from ..runtime.worker import Worker
 
     _configure_logging(log_level)
     chosen = _transport(transport, option)
@@ -113,10 +116,23 @@ def worker(
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     runner = Worker(chosen, activities, concurrency=concurrency)
+    transport_name = transport or env_str("PAIGEANT_TRANSPORT") or "inmemory"
 
     async def serve() -> None:
         async with chosen:
-            await runner.run()
+            running = asyncio.ensure_future(runner.run())
+            ready = asyncio.ensure_future(runner.ready.wait())
+            await asyncio.wait([running, ready], return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                # One line, for people and for the processes that start workers and wait.
+                print(
+                    f"{READY_PREFIX} worker={runner.name} transport={transport_name} "
+                    f"queues={','.join(runner.queues)}",
+                    flush=True,
+                )
+            else:
+                ready.cancel()
+            await running
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
@@ -152,7 +168,7 @@ def dispatch(
     ] = None,
 ) -> None:
     """Dispatch a workflow of ACTIVITY... and print its correlation id (and result with --wait)."""
-    from .dispatcher import WorkflowDispatcher
+    from ..runtime.dispatcher import WorkflowDispatcher
 
     variables = _parse_vars(var or [])
     try:

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import MessageTooLargeError
+from ..errors import MessageTooLargeError
+from ..settings import max_message_bytes
 from .messages import PaigeantMessage
-from .settings import max_message_bytes
 
 __all__ = [
     "MalformedMessageError",
@@ -17,6 +17,8 @@ __all__ = [
     "check_size",
     "decode_message",
     "encode_message",
+    "parse_message",
+    "serialize_message",
 ]
 
 
@@ -46,14 +48,24 @@ def check_size(data: bytes, limit: int | None = None) -> None:
 
 def encode_message(message: PaigeantMessage, *, limit: int | None = None) -> bytes:
     """Return the canonical JSON bytes of ``message``, enforcing the size limit."""
-    data = canonical_json(message.model_dump(mode="json", exclude_none=True))
+    data = serialize_message(message)
     check_size(data, limit)
     return data
+
+
+def serialize_message(message: PaigeantMessage) -> bytes:
+    """Return the canonical JSON bytes of ``message``; ``Wire.seal`` checks their size on send."""
+    return canonical_json(message.model_dump(mode="json", exclude_none=True))
 
 
 def decode_message(data: bytes, *, limit: int | None = None) -> PaigeantMessage:
     """Parse bytes into a PaigeantMessage, enforcing the size limit; MalformedMessageError if bad."""
     check_size(data, limit)
+    return parse_message(data)
+
+
+def parse_message(data: bytes) -> PaigeantMessage:
+    """Parse bytes whose size was already checked (``Wire.open`` does on receipt)."""
     try:
         return PaigeantMessage.model_validate_json(data)
     except ValidationError as exc:

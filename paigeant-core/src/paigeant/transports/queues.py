@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .settings import namespace
+from ..settings import namespace
 
 __all__ = [
     "ACTIVITY_NAME_PATTERN",

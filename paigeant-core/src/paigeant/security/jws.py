@@ -20,8 +20,8 @@ from typing import Any, ClassVar, NamedTuple
 import jwt
 from jwt.exceptions import InvalidKeyError
 
-from .errors import ConfigurationError, SignatureError
-from .signing import Signer
+from ..errors import ConfigurationError, SignatureError
+from .signer import Signer
 
 __all__ = ["JWS_TYPE", "UNTRUSTED_HEADERS", "JwsSigner"]
 

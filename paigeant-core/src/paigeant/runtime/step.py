@@ -10,19 +10,20 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from .activity import Activity
-from .codec import MalformedMessageError, canonical_json, decode_message, encode_message
-from .context import ActivityContext
-from .errors import (
+from ..errors import (
     ActivityTimeoutError,
     IdentityProviderUnavailableError,
     InvalidTokenError,
     MessageTooLargeError,
     NonRetryableError,
 )
-from .events import EventType, WorkflowEvent
-from .identity import IdentityProvider
-from .messages import (
+from ..security.identity import IdentityProvider
+from ..settings import namespace
+from ..transports.base import Delivery, Outgoing, Transport
+from ..transports.queues import activity_queue, compensate_queue
+from ..workflow.codec import MalformedMessageError, canonical_json, parse_message, serialize_message
+from ..workflow.events import EventType, WorkflowEvent
+from ..workflow.messages import (
     ActivityLogEntry,
     ActivitySpec,
     CompensateLogEntry,
@@ -32,11 +33,10 @@ from .messages import (
     hop_message_id,
     utcnow,
 )
-from .queues import activity_queue, compensate_queue
-from .settings import namespace
-from .tracing import TRACEPARENT, child_traceparent
-from .transport import Delivery, Outgoing, Transport
-from .wire import CORRELATION_HEADER, RejectedMessage, Wire
+from ..workflow.tracing import TRACEPARENT, child_traceparent
+from ..workflow.wire import CORRELATION_HEADER, RejectedMessage, Wire
+from .activity import Activity
+from .context import ActivityContext
 
 __all__ = ["StepRunner"]
 
@@ -81,11 +81,12 @@ class StepRunner:
     async def handle(self, delivery: Delivery, queue: str) -> None:
         """Process one delivery from ``queue``; never raises for a bad message."""
         try:
-            message = decode_message(self.wire.open(delivery), limit=self.wire.max_bytes)
+            # Wire.open checks the size and the signature; the body is parsed only after both.
+            message = parse_message(self.wire.open(delivery))
         except RejectedMessage as exc:
             await self._reject(delivery, queue, exc.reason)
             return
-        except (MalformedMessageError, MessageTooLargeError) as exc:
+        except MalformedMessageError as exc:
             await self._reject(delivery, queue, f"malformed message: {exc}")
             return
         if message.routing_slip.fault is None:
@@ -448,7 +449,7 @@ class StepRunner:
         message.message_id = hop_message_id(message.correlation_id, hop)
         message.headers = {**message.headers, TRACEPARENT: traceparent}
         message.sent_at = utcnow()
-        body = encode_message(message, limit=self.wire.max_bytes)
+        body = serialize_message(message)
         return self.wire.seal(
             queue,
             body,

@@ -11,15 +11,15 @@ import socket
 import uuid
 from collections.abc import Iterable
 
+from ..security.identity import IdentityProvider
+from ..security.signer import Signer
+from ..transports.base import Delivery, Transport
+from ..transports.queues import activity_queue, compensate_queue
+from ..workflow.wire import Wire
 from .activity import Activity, SupportsActivity, as_activity
-from .identity import IdentityProvider
-from .identity_config import resolve_identity_provider
-from .queues import activity_queue, compensate_queue
-from .security import resolve_signer
-from .signing import Signer
+from .identity_choice import resolve_identity_provider
+from .signer_choice import resolve_signer
 from .step import StepRunner
-from .transport import Delivery, Transport
-from .wire import Wire
 
 __all__ = ["Worker"]
 

@@ -8,14 +8,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import ClassVar
 
-from .queues import dead_letter_queue
-from .transport import (
+from .base import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
     Delivery,
     Outgoing,
     Transport,
 )
+from .queues import dead_letter_queue
 
 __all__ = ["InMemoryBroker", "InMemoryTransport"]
 

@@ -2,7 +2,7 @@
 
 Each runs on ``PAIGEANT_MODEL`` when set, else on a deterministic offline model that reads only
 its prompt and instructions (so the previous step's output visibly travels through the slip).
-Workers for them: ``python -m paigeant.agents input-agent paigeant.demo_agents --transport redis``.
+Workers for them: ``paigeant worker paigeant.cli.demo_agents:input_agent --transport redis``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .agents import PaigeantAgent, WorkflowDependencies, resolve_model, scripted_model
-from .messages import RetryPolicy
-from .settings import env_float
+from ..agents import PaigeantAgent, WorkflowDependencies, resolve_model, scripted_model
+from ..settings import env_float
+from ..workflow.messages import RetryPolicy
 
 __all__ = [
     "AGENTS",
     "AGENT_NAMES",
     "DEFAULT_PROMPT",
     "LATENCY",
+    "WORKER_TARGETS",
     "Brief",
     "EnrichmentDeps",
     "OutputDeps",
@@ -157,3 +158,9 @@ output_agent: PaigeantAgent[OutputDeps, str] = PaigeantAgent(
 #: The demo's agents, in workflow order, and their names.
 AGENTS: tuple[PaigeantAgent[Any, Any], ...] = (input_agent, enrichment_agent, output_agent)
 AGENT_NAMES: tuple[str, ...] = tuple(agent.activity_name for agent in AGENTS)
+#: ``paigeant worker`` target of each agent, by name.
+WORKER_TARGETS: dict[str, str] = {
+    input_agent.activity_name: f"{__name__}:input_agent",
+    enrichment_agent.activity_name: f"{__name__}:enrichment_agent",
+    output_agent.activity_name: f"{__name__}:output_agent",
+}

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from .errors import AwsCredentialsError, AwsTokenRejectedError
+from ..errors import AwsCredentialsError, AwsTokenRejectedError
 
 if TYPE_CHECKING:
     import boto3

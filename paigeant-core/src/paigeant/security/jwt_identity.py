@@ -10,11 +10,11 @@ import jwt
 from jwt import PyJWK
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
 
+from ..errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
+from ..settings import env_float, env_str
 from ._jwks_file import FileJwks
 from ._keys import parse_public_key, read_pem
-from .errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
 from .identity import IdentityProvider
-from .settings import env_float, env_str
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

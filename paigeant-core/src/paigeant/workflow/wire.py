@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+from ..errors import MessageTooLargeError, SignatureError
+from ..security.signer import Signer
+from ..settings import max_message_bytes
+from ..transports.base import Delivery, Outgoing
 from .codec import canonical_json, check_size
-from .errors import MessageTooLargeError, SignatureError
-from .settings import max_message_bytes
-from .signing import Signer
 from .tracing import TRACEPARENT
-from .transport import Delivery, Outgoing
 
 __all__ = [
     "CORRELATION_HEADER",

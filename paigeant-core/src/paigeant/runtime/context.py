@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .messages import ActivitySpec
+from ..workflow.messages import ActivitySpec
 
 if TYPE_CHECKING:
     import boto3
@@ -97,7 +97,7 @@ class ActivityContext:
         duration_seconds: int = 3600,
     ) -> boto3.Session:
         """Return a boto3 Session with STS credentials assumed with the workflow's OBO token."""
-        from .aws import assume_web_identity
+        from ..security.aws import assume_web_identity
 
         return await assume_web_identity(
             self._obo_token,

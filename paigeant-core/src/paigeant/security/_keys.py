@@ -14,7 +14,7 @@ from typing import Any
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "b64url",

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..errors import ConfigurationError
+from ..settings import env_str
 from ._keys import load_jwk_set, signing_keys_by_kid
-from .errors import ConfigurationError
 from .jws import JwsSigner
-from .settings import env_str
 
 __all__ = ["MIN_HMAC_KEY_BYTES", "HmacSigner"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from jwt import PyJWK
 
+from ..errors import ConfigurationError, InvalidTokenError
 from ._keys import load_jwk_set
-from .errors import ConfigurationError, InvalidTokenError
 
 __all__ = ["FileJwks"]
 

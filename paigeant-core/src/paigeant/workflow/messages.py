@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .queues import validate_activity_name
+from ..transports.queues import validate_activity_name
 
 __all__ = [
     "SPEC_VERSION",
@@ -85,7 +85,7 @@ class ActivitySpec(_Model):
     @classmethod
     def _serialize_deps(cls, deps: Any) -> Any:
         if isinstance(deps, BaseModel) and not isinstance(deps, DepsEnvelope):
-            from ._deps import envelope_for
+            from .deps import envelope_for
 
             return envelope_for(deps)
         return deps

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .identity import IdentityProvider
-from .plugins import get_identity_provider
-from .settings import env_str
+from ..plugins import get_identity_provider
+from ..security.identity import IdentityProvider
+from ..settings import env_str
 
 __all__ = ["OBO_KEY_VARIABLES", "resolve_identity_provider"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 
-from .errors import ConfigurationError
-from .hmac_signer import HmacSigner
-from .plugins import get_signer
-from .settings import env_str
-from .signing import Signer
-from .transport import Transport
+from ..errors import ConfigurationError
+from ..plugins import get_signer
+from ..security.hmac_signer import HmacSigner
+from ..security.signer import Signer
+from ..settings import env_str
+from ..transports.base import Transport
 
 __all__ = ["UNSIGNED", "resolve_signer"]
 

@@ -6,9 +6,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
+from ..transports.queues import validate_activity_name
+from ..workflow.messages import RetryPolicy
 from .context import ActivityContext
-from .messages import RetryPolicy
-from .queues import validate_activity_name
 
 __all__ = ["Activity", "ActivityFunction", "SupportsActivity", "activity", "as_activity"]
 

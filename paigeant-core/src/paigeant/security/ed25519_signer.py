@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from ..errors import ConfigurationError
+from ..settings import env_str
 from ._keys import b64url, jwk_thumbprint, load_jwk_set, read_pem, signing_keys_by_kid
-from .errors import ConfigurationError
 from .jws import JwsSigner
-from .settings import env_str
 
 __all__ = ["Ed25519Signer", "main", "public_jwk"]
 

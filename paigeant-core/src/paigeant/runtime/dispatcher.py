@@ -13,22 +13,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .codec import encode_message
-from .events import TERMINAL_EVENTS, WorkflowEvent, WorkflowResult
-from .messages import (
+from ..security.signer import Signer
+from ..settings import env_str, namespace
+from ..transports.base import Delivery, Transport
+from ..transports.queues import activity_queue
+from ..workflow.codec import serialize_message
+from ..workflow.events import TERMINAL_EVENTS, WorkflowEvent, WorkflowResult
+from ..workflow.messages import (
     ActivitySpec,
     PaigeantMessage,
     RoutingSlip,
     Subscription,
     hop_message_id,
 )
-from .queues import activity_queue
-from .security import resolve_signer
-from .settings import env_str, namespace
-from .signing import Signer
-from .tracing import TRACEPARENT, new_traceparent
-from .transport import Delivery, Transport
-from .wire import RejectedMessage, Wire
+from ..workflow.tracing import TRACEPARENT, new_traceparent
+from ..workflow.wire import RejectedMessage, Wire
+from .signer_choice import resolve_signer
 
 __all__ = ["EventHandler", "WorkflowDispatcher"]
 
@@ -100,7 +100,7 @@ class WorkflowDispatcher:
             obo_token=obo_token,
             headers={TRACEPARENT: traceparent},
         )
-        body = encode_message(message, limit=self.wire.max_bytes)
+        body = serialize_message(message)
         outgoing = self.wire.seal(
             activity_queue(itinerary[0].name),
             body,
