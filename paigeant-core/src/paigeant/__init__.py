@@ -13,6 +13,7 @@ from .errors import (
     DuplicatePluginError,
     IdentityProviderUnavailableError,
     InvalidTokenError,
+    LeaseLostError,
     MessageTooLargeError,
     NonRetryableError,
     PaigeantError,
@@ -32,10 +33,13 @@ from .security.identity import IdentityProvider
 from .security.jwt_identity import JwtIdentityProvider
 from .security.signer import Signer
 from .transports.base import (
+    DEAD_LETTER_ATTEMPT_HEADER,
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_TIME_HEADER,
     Delivery,
     Outgoing,
+    QueueStats,
     Transport,
 )
 from .transports.inmemory import InMemoryTransport
@@ -58,8 +62,10 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEAD_LETTER_ATTEMPT_HEADER",
     "DEAD_LETTER_QUEUE_HEADER",
     "DEAD_LETTER_REASON_HEADER",
+    "DEAD_LETTER_TIME_HEADER",
     "Activity",
     "ActivityContext",
     "ActivityExecutor",
@@ -77,6 +83,7 @@ __all__ = [
     "InMemoryTransport",
     "InvalidTokenError",
     "JwtIdentityProvider",
+    "LeaseLostError",
     "MessageTooLargeError",
     "NonRetryableError",
     "Outgoing",
@@ -85,6 +92,7 @@ __all__ = [
     "PaigeantMessage",
     "PlannerAgentDeps",
     "PluginNotFoundError",
+    "QueueStats",
     "RetryPolicy",
     "RoutingSlip",
     "SignatureError",

@@ -10,6 +10,7 @@ __all__ = [
     "DuplicatePluginError",
     "IdentityProviderUnavailableError",
     "InvalidTokenError",
+    "LeaseLostError",
     "MessageTooLargeError",
     "NonRetryableError",
     "PaigeantError",
@@ -46,6 +47,14 @@ class MessageTooLargeError(PaigeantError, ValueError):
 
 class TransportConnectionError(PaigeantError, ConnectionError):
     """A transport could not reach its broker."""
+
+
+class LeaseLostError(PaigeantError):
+    """A delivery's lease ran out: the message may be with another consumer now.
+
+    Raised by ``Delivery.extend()``; the step runner logs it and lets the step finish (its
+    forwards keep their message ids, so the copy another consumer runs is recognisable).
+    """
 
 
 class SignatureError(PaigeantError):

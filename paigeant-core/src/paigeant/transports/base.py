@@ -9,15 +9,38 @@ from types import TracebackType
 from typing import ClassVar
 
 __all__ = [
+    "DEAD_LETTER_ATTEMPT_HEADER",
     "DEAD_LETTER_QUEUE_HEADER",
     "DEAD_LETTER_REASON_HEADER",
+    "DEAD_LETTER_TIME_HEADER",
     "Delivery",
     "Outgoing",
+    "QueueStats",
     "Transport",
 ]
 
+#: Header of a dead letter: why it was dead-lettered.
 DEAD_LETTER_REASON_HEADER = "x-paigeant-dead-letter-reason"
+#: Header of a dead letter: the queue it was taken from.
 DEAD_LETTER_QUEUE_HEADER = "x-paigeant-dead-letter-queue"
+#: Header of a dead letter: the attempt (delivery count) it had reached, as a decimal string.
+DEAD_LETTER_ATTEMPT_HEADER = "x-paigeant-dead-letter-attempt"
+#: Header of a dead letter: when it was dead-lettered, ISO 8601 in UTC.
+DEAD_LETTER_TIME_HEADER = "x-paigeant-dead-letter-time"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """How many messages a queue holds, by state (``Transport.stats``)."""
+
+    #: Published and waiting for a consumer.
+    ready: int
+    #: Delivered to a consumer and not settled yet.
+    in_flight: int
+    #: Waiting for their delay (``publish(delay=)``, ``nack(delay=)``) to pass.
+    delayed: int
+    #: In the queue's dead-letter queue.
+    dead: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,10 @@ class Transport(ABC):
     @abstractmethod
     async def delete_queue(self, queue: str) -> None:
         """Delete ``queue`` and everything in it (used by tests and tools)."""
+
+    async def stats(self, queue: str) -> QueueStats:
+        """Count ``queue``'s messages by state; NotImplementedError where the broker can't tell."""
+        raise NotImplementedError(f"{type(self).__name__} does not report queue statistics")
 
     async def __aenter__(self) -> Transport:
         await self.connect()
