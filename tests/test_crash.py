@@ -1,4 +1,9 @@
-"""Crash test: 200 four-step workflows on Redis, a worker SIGKILLed mid-run, nothing lost."""
+"""Crash test: 200 four-step workflows per broker, a worker SIGKILLed mid-run, nothing lost.
+
+Each broker transport adds its name to BROKERS and a ``<name>_env`` fixture in conftest.py
+(transport name, URL, isolation prefix, signing key) that fails under ``CI=true`` when the
+broker is unreachable.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,10 @@ from paigeant import ActivitySpec, WorkflowDispatcher, get_transport
 WORKLOADS = Path(__file__).parent / "workloads"
 WORKFLOWS = 200
 STEPS = 4
+BROKERS = ["redis"]
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(env: dict[str, str], log: Path, transport: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -29,7 +35,7 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             "worker",
             "crash_activities",
             "--transport",
-            "redis",
+            transport,
             "-o",
             "visibility_timeout=2",
             "--concurrency",
@@ -56,14 +62,19 @@ def _ledger_lines(ledger: Path) -> list[tuple[str, int, int]]:
     return rows
 
 
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_sigkill_mid_run_loses_nothing(
-    redis_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    broker: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    broker_env: dict[str, str] = request.getfixturevalue(f"{broker}_env")
     ledger, log = tmp_path / "ledger.csv", tmp_path / "workers.log"
-    env = {**os.environ, **redis_env, "PAIGEANT_TEST_LEDGER": str(ledger)}
-    workers = [_start_worker(env, log), _start_worker(env, log)]
+    env = {**os.environ, **broker_env, "PAIGEANT_TEST_LEDGER": str(ledger)}
+    workers = [_start_worker(env, log, broker), _start_worker(env, log, broker)]
     replacement = None
-    transport = get_transport("redis")
+    transport = get_transport(broker)
     try:
         async with transport:
             dispatcher = WorkflowDispatcher(transport)
@@ -76,7 +87,7 @@ async def test_sigkill_mid_run_loses_nothing(
             assert killed_at < WORKFLOWS * STEPS, "the run finished before the kill"
             workers[0].send_signal(signal.SIGKILL)
             workers[0].wait(10)
-            replacement = _start_worker(env, log)
+            replacement = _start_worker(env, log, broker)
             results = await asyncio.gather(*(dispatcher.wait_for(cid, timeout=120) for cid in cids))
             await dispatcher.close()
     finally:
@@ -99,7 +110,7 @@ async def test_sigkill_mid_run_loses_nothing(
     redelivered = sum(1 for _, _, attempt in rows if attempt > 1)
     with capsys.disabled():
         print(
-            f"\ncrash test: {WORKFLOWS} workflows x {STEPS} steps, worker SIGKILLed after "
+            f"\ncrash test on {broker}: {WORKFLOWS} workflows x {STEPS} steps, worker SIGKILLed after "
             f"{killed_at} ledger entries; all completed; {twice} step(s) ran twice, "
             f"{redelivered} ledger entries from redeliveries (attempt > 1)"
         )
