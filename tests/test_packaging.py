@@ -25,6 +25,8 @@ from paigeant import get_transport, InMemoryTransport
 assert isinstance(get_transport(), InMemoryTransport)
 from importlib.resources import files
 assert files('paigeant').joinpath('py.typed').is_file()
+import importlib.util
+assert importlib.util.find_spec('pytest_paigeant'), 'the pytest plugin module is not in the wheel'
 print(paigeant.__version__)
 """
 

@@ -27,3 +27,20 @@ def test_hook_is_documented_with_its_signature(hook: str) -> None:
     assert f"`{hook}({params})`" in text, (
         f"docs/writing-plugins.md does not document {hook}({params})"
     )
+
+
+@pytest.mark.skipif(not DOCS.exists(), reason="docs/ is only in the repository checkout")
+def test_every_conformance_capability_and_hook_is_documented() -> None:
+    from paigeant.testing import TransportConformance
+
+    settings = {
+        name
+        for cls in TransportConformance.__mro__
+        for name, value in vars(cls).items()
+        if not name.startswith("_") and isinstance(value, bool | int | float)
+    }
+    assert {"supports_delay", "supports_stats", "publish_failure_bound"} <= settings
+    text = (DOCS / "writing-plugins.md").read_text()
+    hooks = {"make_transport", "restart_broker", "fail_next_forward"}
+    missing = sorted(name for name in settings | hooks if f"`{name}" not in text)
+    assert not missing, f"docs/writing-plugins.md does not document {missing}"

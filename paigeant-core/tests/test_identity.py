@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from paigeant.errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
+from paigeant.errors import ConfigurationError, InvalidTokenError
 from paigeant.plugins import get_identity_provider
 from paigeant.runtime.identity_choice import resolve_identity_provider
 from paigeant.security.jwt_identity import JwtIdentityProvider
@@ -213,76 +210,6 @@ def test_jwks_file_with_a_single_key_accepts_tokens_without_kid(tmp_path: Path) 
     path.write_text(json.dumps({"keys": [jwk(key, "only")]}))
     provider = JwtIdentityProvider(jwks=str(path), audience="paigeant")
     assert provider.validate(jwt.encode(claims(), key, algorithm="ES256"))["sub"] == "user-42"
-
-
-class _JwksServer:
-    """A loopback HTTP server answering GET with a JWKS (or 500 when ``failing``)."""
-
-    def __init__(self, jwks: dict[str, Any]) -> None:
-        self.jwks = jwks
-        self.failing = False
-        self.requests = 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.requests += 1
-                if owner.failing:
-                    self.send_error(500)
-                    return
-                body = json.dumps(owner.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def jwks_server() -> Iterator[tuple[_JwksServer, Ed25519PrivateKey]]:
-    key = Ed25519PrivateKey.generate()
-    server = _JwksServer({"keys": [jwk(key, "k1")]})
-    yield server, key
-    server.close()
-
-
-def test_jwks_url(
-    jwks_server: tuple[_JwksServer, Ed25519PrivateKey], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server, key = jwks_server
-    monkeypatch.setenv("PAIGEANT_OBO_JWKS", server.url)
-    monkeypatch.setenv("PAIGEANT_OBO_AUDIENCE", "paigeant")
-    provider = get_identity_provider()
-    token = jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "k1"})
-    assert provider.validate(token)["sub"] == "user-42"
-    assert provider.validate(token)["sub"] == "user-42"
-    assert server.requests == 1  # cached
-    unknown = jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "k2"})
-    rejects(provider, unknown, "key id is not in the JWKS")
-
-
-def test_unreachable_jwks_url_is_unavailable_not_invalid(
-    jwks_server: tuple[_JwksServer, Ed25519PrivateKey],
-) -> None:
-    server, key = jwks_server
-    server.failing = True
-    provider = JwtIdentityProvider(jwks=server.url, audience="paigeant")
-    token = jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "k1"})
-    with pytest.raises(IdentityProviderUnavailableError) as info:
-        provider.validate(token)
-    assert token not in str(info.value)
 
 
 # -- configuration -------------------------------------------------------------------------

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from paigeant.testing import TransportConformance
-from paigeant.transports.inmemory import InMemoryTransport
+from paigeant.transports.inmemory import InMemoryBroker, InMemoryTransport
 
 
 class TestInMemoryConformance(TransportConformance):
-    """Conformance of the built-in in-memory transport."""
+    """Conformance of the built-in in-memory transport (no restart_broker: nothing to restart)."""
 
     visibility_timeout = 0.5
     redelivery_grace = 1.0
 
     def make_transport(self) -> InMemoryTransport:
-        return InMemoryTransport()
+        # One broker per test (pytest makes a new instance for each): every transport made in a
+        # test shares its queues, as processes sharing a real broker would.
+        broker = self.__dict__.setdefault("_broker", InMemoryBroker())
+        return InMemoryTransport(broker=broker)

@@ -1,9 +1,20 @@
-"""RedisTransport passes paigeant's transport conformance suite against a real Redis."""
+"""RedisTransport passes paigeant's transport conformance suite against a real Redis.
+
+The suite runs against a redis-server of its own (AOF on, ``appendfsync always``) so that
+``restart_broker`` can kill and restart it; the shared Redis on 6379 is never restarted.
+"""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
+import pytest
+import redis.asyncio
+
+from paigeant import Transport
 from paigeant.testing import TransportConformance
 from paigeant_redis import RedisTransport
 
@@ -13,12 +24,29 @@ class TestRedisConformance(TransportConformance):
 
     visibility_timeout = 1.0
     redelivery_grace = 3.0
-    forward_uses_publish = False  # forward + ack is one Lua script; see test_redis_transport
+    publish_failure_bound = 15.0  # publish_timeout (10 s by default) plus slack
 
     @pytest.fixture(autouse=True)
-    def _redis_settings(self, redis_url: str, key_prefix: str) -> None:
-        self.redis_url = redis_url
+    def _redis_settings(self, aof_redis: Any, key_prefix: str) -> None:
+        self.server = aof_redis
         self.key_prefix = key_prefix
 
     def make_transport(self) -> RedisTransport:
-        return RedisTransport(url=self.redis_url, key_prefix=self.key_prefix)
+        return RedisTransport(url=self.server.url, key_prefix=self.key_prefix)
+
+    async def restart_broker(self) -> None:
+        """SIGKILL the suite's redis-server, keep it down half a second, start it on its AOF."""
+        await asyncio.to_thread(self.server.restart, down_for=0.5)
+
+    @contextlib.asynccontextmanager
+    async def fail_next_forward(self, transport: Transport, queue: str) -> AsyncIterator[None]:
+        """Give the target stream's key the wrong type: the atomic ack script then refuses."""
+        assert isinstance(transport, RedisTransport)
+        raw = redis.asyncio.Redis.from_url(self.server.url)
+        key = transport.keys.stream(queue)
+        await raw.set(key, "not a stream")
+        try:
+            yield
+        finally:
+            await raw.delete(key)
+            await raw.aclose()

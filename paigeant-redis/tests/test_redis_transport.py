@@ -6,13 +6,10 @@ import asyncio
 import contextlib
 import logging
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,7 +17,7 @@ import pytest_asyncio
 import redis
 import redis.asyncio
 
-from paigeant import TransportConnectionError, dead_letter_queue, get_transport
+from paigeant import LeaseLostError, TransportConnectionError, dead_letter_queue, get_transport
 from paigeant.plugins import registrations, reset_plugins
 from paigeant.testing import Receiver
 from paigeant.transports.base import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, Outgoing
@@ -224,23 +221,53 @@ async def test_orphaned_entry_of_a_live_loop_is_resumed_with_its_count(
         await orphan.ack()
 
 
-async def test_extend_after_losing_the_lease_does_not_steal_it_back(
+async def test_settling_after_losing_the_lease_to_another_consumer(
     make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
 ) -> None:
     transport = await make_transport(visibility_timeout=0.3)
     stream = transport.keys.stream(queue)
     await transport.publish(queue, b"x", message_id="e-1")
+    await transport.publish(queue, b"y", message_id="e-2")
+    target = f"{queue}-next"
     async with Receiver(transport, queue) as slow:
-        held = await get(slow)
+        nacked, acked = await get(slow), await get(slow)
         await asyncio.sleep(0.35)
         await raw.xautoclaim(stream, CONSUMER_GROUP, "other", 300, "0-0")
-        await held.extend()
-        owner = (await raw.xpending_range(stream, CONSUMER_GROUP, "-", "+", 10))[0]["consumer"]
-        assert owner == b"other"
-        await held.nack()  # not held any more: nothing happens
+        for delivery in (nacked, acked):
+            with pytest.raises(LeaseLostError, match="was lost"):
+                await delivery.extend()
+        owners = {
+            p["consumer"] for p in await raw.xpending_range(stream, CONSUMER_GROUP, "-", "+", 10)
+        }
+        assert owners == {b"other"}, "extend stole the entries back"
+        await nacked.nack()  # not held any more: nothing happens
+        assert await raw.xlen(stream) == 2
+        await acked.ack(forward=[Outgoing(target, b"n", "e-2.next")])  # still acks, forwards
         assert await raw.xlen(stream) == 1
-        await held.ack()  # an ack still settles the message for good
-        assert await raw.xlen(stream) == 0
+        assert await raw.xlen(transport.keys.stream(target)) == 1
+
+
+async def test_a_stale_delivery_cannot_settle_over_its_own_loops_redelivery(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    """The same loop may reclaim its own expired entry: the older delivery has lost it too."""
+    transport = await make_transport(visibility_timeout=0.3)
+    stream = transport.keys.stream(queue)
+    await transport.publish(queue, b"x", message_id="s-1")
+    async with Receiver(transport, queue, prefetch=2) as receiver:
+        stale = await get(receiver)
+        fresh = await get(receiver, timeout=3.0)
+        assert (fresh.message_id, fresh.attempt, fresh.consumer) == ("s-1", 2, stale.consumer)
+        with pytest.raises(LeaseLostError):
+            await stale.extend()
+        await stale.nack()  # must not requeue under the newer delivery
+        await stale.dead_letter("stale")  # a second settle: nothing at all
+        assert await raw.xlen(stream) == 1
+        assert (await raw.xpending(stream, CONSUMER_GROUP))["pending"] == 1
+        await fresh.extend()
+        await fresh.ack()
+    assert await raw.xlen(stream) == 0
+    assert await raw.xlen(transport.keys.stream(dead_letter_queue(queue))) == 0
 
 
 # -- atomic forward and dedup ----------------------------------------------------------------
@@ -655,61 +682,7 @@ async def test_killed_connections_do_not_stop_a_consumer(
         await delivery.ack()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PrivateRedis:
-    """A throwaway redis-server on a free loopback port, restartable (empty) at will."""
-
-    def __init__(self, binary: str, directory: str) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._command = [binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-        self._command += ["--save", "", "--appendonly", "no", "--dir", directory]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
-            time.sleep(0.02)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Any) -> Iterator[PrivateRedis]:
-    """A redis-server of this test's own, so it can be restarted without disturbing others."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not on PATH")
-    server = PrivateRedis(binary, str(tmp_path))
-    server.start()
-    yield server
-    server.stop()
-
-
-async def test_consumer_survives_an_empty_redis_restart(
-    private_redis: PrivateRedis, caplog: Any
-) -> None:
+async def test_consumer_survives_an_empty_redis_restart(private_redis: Any, caplog: Any) -> None:
     transport = RedisTransport(url=private_redis.url, visibility_timeout=30.0)
     await transport.connect()
     caplog.set_level(logging.WARNING, logger="paigeant_redis")
@@ -721,7 +694,7 @@ async def test_consumer_survives_an_empty_redis_restart(
             await delivery.ack()
             waiting = asyncio.ensure_future(receiver.get(timeout=10.0))
             await asyncio.sleep(0.2)
-            private_redis.restart()  # killed and started again, empty
+            private_redis.restart(down_for=0)  # killed and started again, empty
             published = False
             for _ in range(50):  # publishing fails until the pool reconnects
                 try:

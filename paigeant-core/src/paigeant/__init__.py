@@ -41,6 +41,7 @@ from .transports.base import (
     Outgoing,
     QueueStats,
     Transport,
+    dead_letter_headers,
 )
 from .transports.inmemory import InMemoryTransport
 from .transports.queues import activity_queue, dead_letter_queue
@@ -109,6 +110,7 @@ __all__ = [
     "activity",
     "activity_queue",
     "create_planner_agent",
+    "dead_letter_headers",
     "dead_letter_queue",
     "get_identity_provider",
     "get_signer",

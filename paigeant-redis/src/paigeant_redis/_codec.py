@@ -6,9 +6,10 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from paigeant import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER
+from paigeant import dead_letter_headers
 
 __all__ = ["decode_entry", "delay_ms", "encode_headers", "parse_xread", "text"]
 
@@ -39,14 +40,25 @@ def decode_entry(
                 "entry %s of message %s has unreadable headers: %s", entry_id, message_id, exc
             )
     if b"dead_letter_reason" in fields:
-        headers[DEAD_LETTER_REASON_HEADER] = text(fields[b"dead_letter_reason"])
-    if b"dead_letter_queue" in fields:
-        headers[DEAD_LETTER_QUEUE_HEADER] = text(fields[b"dead_letter_queue"])
+        headers = dead_letter_headers(
+            headers,
+            reason=text(fields[b"dead_letter_reason"]),
+            queue=text(fields.get(b"dead_letter_queue", b"")),
+            attempt=_int(fields.get(b"dead_letter_attempt")),
+            at=datetime.fromtimestamp(_int(fields.get(b"dead_letter_time_ms")) / 1000, UTC),
+        )
     try:
         base = int(fields.get(b"attempt_base", b"0"))
     except ValueError:
         base = 0
     return body, message_id, headers, base
+
+
+def _int(value: bytes | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def encode_headers(headers: Mapping[str, str] | None) -> str:

@@ -62,12 +62,14 @@ class ConsumeLoop:
         keys = transport.keys
         self.stream = keys.stream(queue)
         self.dead_letter_stream = keys.stream(dead_letter_queue(queue))
-        #: The stream, delayed set, delayed data and dead-letter stream, as the scripts take them.
+        #: The stream, delayed set, delayed data, dead-letter stream and wake set, as the
+        #: scripts take them.
         self.script_keys = [
             self.stream,
             keys.delayed(queue),
             keys.delayed_data(queue),
             self.dead_letter_stream,
+            keys.wake(queue),
         ]
         self.held: dict[str, RedisDelivery] = {}
         self.abandoned: set[str] = set()  # handed out, settling failed: still delivered
@@ -244,7 +246,7 @@ class ConsumeLoop:
             fields = dict(zip(flat[::2], flat[1::2], strict=True))
             body, message_id, headers, base = decode_entry(text(entry_id), fields)
             batch.append(
-                self._delivery(text(entry_id), body, message_id, headers, base + int(count))
+                self._delivery(text(entry_id), body, message_id, headers, base, int(count))
             )
         for message_id in dead:
             logger.warning(
@@ -305,19 +307,31 @@ class ConsumeLoop:
                     f"delivered {attempt - 1} times without success "
                     f"(max_deliveries={self.transport.max_deliveries})"
                 )
-                if await dead_letter_entry(self, entry_id, reason):
+                if await dead_letter_entry(self, entry_id, reason, attempt=attempt - 1, count=1):
                     logger.warning(
                         "dead-lettered message %s from %s: %s", message_id, self.queue, reason
                     )
                 continue
-            batch.append(self._delivery(entry_id, body, message_id, headers, attempt))
+            batch.append(self._delivery(entry_id, body, message_id, headers, base, 1))
         return batch
 
     def _delivery(
-        self, entry_id: str, body: bytes, message_id: str, headers: dict[str, str], attempt: int
+        self,
+        entry_id: str,
+        body: bytes,
+        message_id: str,
+        headers: dict[str, str],
+        base: int,
+        count: int,
     ) -> RedisDelivery:
         return RedisDelivery(
-            self, entry_id, body=body, message_id=message_id, headers=headers, attempt=attempt
+            self,
+            entry_id,
+            body=body,
+            message_id=message_id,
+            headers=headers,
+            attempt=base + count,
+            count=count,
         )
 
     def _delivered_ids(self) -> list[str]:
@@ -370,7 +384,7 @@ class ConsumeLoop:
         delivered = self._delivered_ids()
         try:
             released = await self.transport.scripts_for(client).release(
-                [self.stream],
+                [self.stream, self.transport.keys.wake(self.queue)],
                 [CONSUMER_GROUP, self.name, RELEASED_IDLE_MS, *delivered],
             )
         except Exception as exc:

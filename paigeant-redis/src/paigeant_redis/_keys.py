@@ -32,11 +32,16 @@ class KeySpace:
         """The sorted set of message ids forwarded to ``queue``, scored by expiry in ms."""
         return f"{self.prefix}:dedup:{queue}"
 
-    def queue_keys(self, queue: str) -> tuple[str, str, str, str]:
-        """Every key of ``queue``: stream, delayed set, delayed data and dedup set."""
+    def wake(self, queue: str) -> str:
+        """The set of wake-marker entry ids in ``queue``'s stream (markers are not messages)."""
+        return f"{self.prefix}:wake:{queue}"
+
+    def queue_keys(self, queue: str) -> tuple[str, str, str, str, str]:
+        """Every key of ``queue``: stream, delayed set, delayed data, dedup set, wake markers."""
         return (
             self.stream(queue),
             self.delayed(queue),
             self.delayed_data(queue),
             self.dedup(queue),
+            self.wake(queue),
         )

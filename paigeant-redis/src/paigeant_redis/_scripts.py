@@ -2,10 +2,11 @@
 
 Stream entry fields: ``message_id``, ``body``, ``headers`` (JSON object), ``attempt_base``
 (deliveries before this entry was added, carried across nacks), and on dead letters
-``dead_letter_reason`` and ``dead_letter_queue``. An entry with a ``wake`` field is a marker,
-not a message: it wakes a blocked consumer so it promotes delayed messages or reclaims released
-ones; consumers acknowledge and delete markers. Times come from the server (``TIME``), never
-from client clocks.
+``dead_letter_reason``, ``dead_letter_queue``, ``dead_letter_attempt`` and
+``dead_letter_time_ms``. An entry with a ``wake`` field is a marker, not a message: it wakes a
+blocked consumer so it promotes delayed messages or reclaims released ones; consumers
+acknowledge and delete markers. The ids of a stream's markers are kept in its wake set, so
+``stats`` can leave them out. Times come from the server (``TIME``), never from client clocks.
 """
 
 from __future__ import annotations
@@ -61,24 +62,53 @@ local function pending_count(stream, group, id, consumer)
   return tonumber(res[1][4])
 end
 
+-- The delivery count if `consumer` still holds `id` from the delivery that had count
+-- `expected` (any count when it is ''), else nil: the lease was lost, even to itself.
+local function held_count(stream, group, id, consumer, expected)
+  local count = pending_count(stream, group, id, consumer)
+  if count and expected ~= '' and count ~= tonumber(expected) then return nil end
+  return count
+end
+
+-- Markers waiting in a stream at most; more would wake no one who is not woken already.
+local MAX_MARKERS = 16
+
+-- Add a wake marker to `stream`, its id recorded in the set `wake`.
+local function wake_consumers(stream, wake)
+  if redis.call('SCARD', wake) >= MAX_MARKERS then
+    for _, id in ipairs(redis.call('SMEMBERS', wake)) do
+      if #redis.call('XRANGE', stream, id, id) == 0 then redis.call('SREM', wake, id) end
+    end
+    if redis.call('SCARD', wake) >= MAX_MARKERS then return end
+  end
+  redis.call('SADD', wake, redis.call('XADD', stream, '*', 'wake', '1'))
+end
+
+local function drop_marker(stream, wake, group, id)
+  redis.call('XACK', stream, group, id)
+  redis.call('XDEL', stream, id)
+  redis.call('SREM', wake, id)
+end
+
 -- Append a message now, or park it in the delayed set (waking consumers if it is due first).
-local function add_message(stream, delayed, data, fields, delay_ms, token, now)
+local function add_message(stream, delayed, data, wake, fields, delay_ms, token, now)
   if delay_ms > 0 then
     local due = now + delay_ms
     local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
     redis.call('HSET', data, token, cmsgpack.pack(fields))
     redis.call('ZADD', delayed, due, token)
-    if #first == 0 or tonumber(first[2]) > due then
-      redis.call('XADD', stream, '*', 'wake', '1')
-    end
+    if #first == 0 or tonumber(first[2]) > due then wake_consumers(stream, wake) end
   else
     redis.call('XADD', stream, '*', unpack(fields))
   end
 end
 
-local function dead_letter(stream, dlq, group, id, flat, reason, queue)
+-- Move entry `id` to the dead-letter stream `dlq` with its reason, source, attempt and time.
+local function dead_letter(stream, dlq, group, id, flat, reason, queue, attempt)
   redis.call('XADD', dlq, '*', unpack(with_fields(flat,
-    {'attempt_base', 'dead_letter_reason', 'dead_letter_queue'}, {'0', reason, queue})))
+    {'attempt_base', 'dead_letter_reason', 'dead_letter_queue', 'dead_letter_attempt',
+     'dead_letter_time_ms'},
+    {'0', reason, queue, tostring(attempt), tostring(now_ms())})))
   redis.call('XACK', stream, group, id)
   redis.call('XDEL', stream, id)
 end
@@ -95,16 +125,15 @@ local function too_many(deliveries, max_del)
 end
 
 -- Drop a marker, dead-letter a message past max_deliveries (noting it in `dead`), or hand it out.
-local function consider(stream, dlq, group, id, count, flat, max_del, queue, out, dead)
+local function consider(stream, dlq, wake, group, id, count, flat, max_del, queue, out, dead)
   local f = field_map(flat)
   if f['wake'] then
-    redis.call('XACK', stream, group, id)
-    redis.call('XDEL', stream, id)
+    drop_marker(stream, wake, group, id)
     return
   end
   local attempt = (tonumber(f['attempt_base']) or 0) + count
   if attempt > max_del then
-    dead_letter(stream, dlq, group, id, flat, too_many(attempt - 1, max_del), queue)
+    dead_letter(stream, dlq, group, id, flat, too_many(attempt - 1, max_del), queue, attempt - 1)
     dead[#dead + 1] = f['message_id'] or id
   else
     out[#out + 1] = {id, count, flat}
@@ -128,22 +157,19 @@ local function promote(stream, delayed, data, now, limit)
 end
 """
 
-# KEYS: stream, delayed, delayed data, dead-letter stream.
+# KEYS: stream, delayed, delayed data, dead-letter stream, wake set.
 # ARGV: group, consumer, min_idle_ms, want, max_deliveries, queue, reclaim (0/1), cursor,
 #       resume (0/1), promote_limit, n_held, held ids..., marker ids...
 # Returns {ms until next due or -1, autoclaim cursor, {{id, delivery count, fields}...},
 #          {message ids dead-lettered past max_deliveries...}}.
 _PREPARE = r"""
-local stream, dlq, group, consumer = KEYS[1], KEYS[4], ARGV[1], ARGV[2]
+local stream, dlq, wake, group, consumer = KEYS[1], KEYS[4], KEYS[5], ARGV[1], ARGV[2]
 local min_idle, want, max_del = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local queue, cursor = ARGV[6], ARGV[8]
 local n_held = tonumber(ARGV[11])
 local held = {}
 for i = 12, 11 + n_held do held[ARGV[i]] = true end
-for i = 12 + n_held, #ARGV do
-  redis.call('XACK', stream, group, ARGV[i])
-  redis.call('XDEL', stream, ARGV[i])
-end
+for i = 12 + n_held, #ARGV do drop_marker(stream, wake, group, ARGV[i]) end
 local now = now_ms()
 local out, dead = {}, {}
 if want > 0 and ARGV[9] == '1' then
@@ -158,7 +184,8 @@ if want > 0 and ARGV[9] == '1' then
         redis.call('XACK', stream, group, id)
       else
         redis.call('XCLAIM', stream, group, consumer, 0, id, 'JUSTID')
-        consider(stream, dlq, group, id, tonumber(p[4]), found[1][2], max_del, queue, out, dead)
+        consider(stream, dlq, wake, group, id, tonumber(p[4]), found[1][2], max_del, queue,
+          out, dead)
       end
     end
   end
@@ -175,7 +202,7 @@ if want > #out and ARGV[7] == '1' then
           redis.call('XACK', stream, group, id)
         else
           local count = pending_count(stream, group, id, consumer) or 1
-          consider(stream, dlq, group, id, count, flat, max_del, queue, out, dead)
+          consider(stream, dlq, wake, group, id, count, flat, max_del, queue, out, dead)
         end
       end
     end
@@ -186,41 +213,42 @@ local next_due = promote(stream, KEYS[2], KEYS[3], now, tonumber(ARGV[10]))
 return {next_due, cursor, out, dead}
 """
 
-# KEYS: stream, delayed, delayed data.  ARGV: message_id, body, headers, delay_ms, token.
+# KEYS: stream, delayed, delayed data, wake set.  ARGV: message_id, body, headers, delay_ms, token.
 _PUBLISH_DELAYED = r"""
-add_message(KEYS[1], KEYS[2], KEYS[3],
+add_message(KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   {'message_id', ARGV[1], 'body', ARGV[2], 'headers', ARGV[3], 'attempt_base', '0'},
   tonumber(ARGV[4]), ARGV[5], now_ms())
 return 1
 """
 
 # A batch of acks, each with its forwards.
-# KEYS: per ack: source stream, then per forward: stream, delayed, delayed data, dedup set.
+# KEYS: per ack: source stream, then per forward: stream, delayed, delayed data, dedup set,
+#       wake set.
 # ARGV: group, dedup_ttl_ms, number of acks, then per ack: entry id, number of forwards, then
 #       per forward: message_id, body, headers, delay_ms, token.
 # Returns per ack {1 if the entry was still pending else 0, forwards skipped as duplicates}, or
 # an error message when one of its keys has the wrong type (that ack then does nothing at all).
 _ACK = r"""
 local group, ttl, n_acks = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local expected = {'stream', 'zset', 'hash', 'zset'}
+local expected = {'stream', 'zset', 'hash', 'zset', 'set'}
 local now = now_ms()
 local replies = {}
 local k, a = 1, 4
 for _ = 1, n_acks do
   local source, id, n_forwards = KEYS[k], ARGV[a], tonumber(ARGV[a + 1])
   local first_key, first_arg = k + 1, a + 2
-  k, a = k + 1 + 4 * n_forwards, a + 2 + 5 * n_forwards
+  k, a = k + 1 + 5 * n_forwards, a + 2 + 5 * n_forwards
   -- Check every key first: a failing ack must leave nothing half done and nothing acked.
   local problem = wrong_type(source, 'stream')
   for t = first_key, k - 1 do
-    problem = problem or wrong_type(KEYS[t], expected[(t - first_key) % 4 + 1])
+    problem = problem or wrong_type(KEYS[t], expected[(t - first_key) % 5 + 1])
   end
   if problem then
     replies[#replies + 1] = problem
   else
     local skipped = 0
     for f = 0, n_forwards - 1 do
-      local fk, fa = first_key + f * 4, first_arg + f * 5
+      local fk, fa = first_key + f * 5, first_arg + f * 5
       local message_id = ARGV[fa]
       local fresh = true
       if ttl > 0 then
@@ -234,7 +262,7 @@ for _ = 1, n_acks do
         end
       end
       if fresh then
-        add_message(KEYS[fk], KEYS[fk + 1], KEYS[fk + 2],
+        add_message(KEYS[fk], KEYS[fk + 1], KEYS[fk + 2], KEYS[fk + 4],
           {'message_id', message_id, 'body', ARGV[fa + 1], 'headers', ARGV[fa + 2],
            'attempt_base', '0'},
           tonumber(ARGV[fa + 3]), ARGV[fa + 4], now)
@@ -250,12 +278,12 @@ end
 return replies
 """
 
-# KEYS: stream, delayed, delayed data, dead-letter stream.
-# ARGV: group, consumer, entry id, delay_ms, token, max_deliveries, queue.
+# KEYS: stream, delayed, delayed data, dead-letter stream, wake set.
+# ARGV: group, consumer, entry id, delay_ms, token, max_deliveries, queue, delivery count.
 # Returns 0 (not held: nothing done), 1 (requeued) or 2 (dead-lettered: no deliveries left).
 _NACK = r"""
 local stream, group, id = KEYS[1], ARGV[1], ARGV[3]
-local count = pending_count(stream, group, id, ARGV[2])
+local count = held_count(stream, group, id, ARGV[2], ARGV[8])
 if not count then return 0 end
 local found = redis.call('XRANGE', stream, id, id)
 if #found == 0 then
@@ -266,37 +294,40 @@ local flat = found[1][2]
 local attempt = (tonumber(field_map(flat)['attempt_base']) or 0) + count
 local max_del = tonumber(ARGV[6])
 if attempt >= max_del then
-  dead_letter(stream, KEYS[4], group, id, flat, too_many(attempt, max_del), ARGV[7])
+  dead_letter(stream, KEYS[4], group, id, flat, too_many(attempt, max_del), ARGV[7], attempt)
   return 2
 end
 redis.call('XACK', stream, group, id)
 redis.call('XDEL', stream, id)
-add_message(stream, KEYS[2], KEYS[3], with_fields(flat, {'attempt_base'}, {tostring(attempt)}),
+add_message(stream, KEYS[2], KEYS[3], KEYS[5],
+  with_fields(flat, {'attempt_base'}, {tostring(attempt)}),
   tonumber(ARGV[4]), ARGV[5], now_ms())
 return 1
 """
 
-# KEYS: stream, dead-letter stream.  ARGV: group, consumer, entry id, reason, queue.
+# KEYS: stream, dead-letter stream.
+# ARGV: group, consumer, entry id, reason, queue, attempt, delivery count ('' for any).
 _DEAD_LETTER = r"""
 local stream, group, id = KEYS[1], ARGV[1], ARGV[3]
-if not pending_count(stream, group, id, ARGV[2]) then return 0 end
+if not held_count(stream, group, id, ARGV[2], ARGV[7]) then return 0 end
 local found = redis.call('XRANGE', stream, id, id)
 if #found == 0 then
   redis.call('XACK', stream, group, id)
   return 0
 end
-dead_letter(stream, KEYS[2], group, id, found[1][2], ARGV[4], ARGV[5])
+dead_letter(stream, KEYS[2], group, id, found[1][2], ARGV[4], ARGV[5], ARGV[6])
 return 1
 """
 
-# KEYS: stream.  ARGV: group, consumer, entry id.  Resets the entry's idle time if still held.
+# KEYS: stream.  ARGV: group, consumer, entry id, delivery count.
+# Resets the entry's idle time if this delivery still holds it; returns 1 then, else 0.
 _EXTEND = r"""
-if not pending_count(KEYS[1], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
+if not held_count(KEYS[1], ARGV[1], ARGV[3], ARGV[2], ARGV[4]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 """
 
-# KEYS: stream.  ARGV: group, consumer, idle_ms, delivered ids...
+# KEYS: stream, wake set.  ARGV: group, consumer, idle_ms, delivered ids...
 # Makes every entry the consumer holds claimable at once; entries it never handed out keep
 # their delivery count, so the next delivery's attempt is right. Returns how many it released.
 _RELEASE = r"""
@@ -314,7 +345,7 @@ for _, p in ipairs(pending) do
       'RETRYCOUNT', math.max(count - 1, 0), 'JUSTID')
   end
 end
-if #pending > 0 then redis.call('XADD', stream, '*', 'wake', '1') end
+if #pending > 0 then wake_consumers(stream, KEYS[2]) end
 return #pending
 """
 
@@ -335,6 +366,30 @@ return removed
 """
 
 
+# KEYS: stream, delayed, wake set, then the same three of the dead-letter queue.  ARGV: group.
+# Returns {ready, in flight, delayed, dead}: markers are left out, and a pending entry counts as
+# in flight (a consumer holds it, or held it until its lease runs out).
+_STATS = r"""
+local function counts(stream, delayed, wake, group)
+  local length, pending = redis.call('XLEN', stream), 0
+  local summary = redis.pcall('XPENDING', stream, group)
+  if type(summary) == 'table' and not summary.err then pending = tonumber(summary[1]) or 0 end
+  local markers, held_markers = 0, 0
+  for _, id in ipairs(redis.call('SMEMBERS', wake)) do
+    if #redis.call('XRANGE', stream, id, id) > 0 then
+      markers = markers + 1
+      if pending_count(stream, group, id) then held_markers = held_markers + 1 end
+    end
+  end
+  local ready = math.max(length - pending - (markers - held_markers), 0)
+  return ready, math.max(pending - held_markers, 0), redis.call('ZCARD', delayed)
+end
+local ready, in_flight, delayed = counts(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local dead_ready, dead_in_flight, dead_delayed = counts(KEYS[4], KEYS[5], KEYS[6], ARGV[1])
+return {ready, in_flight, delayed, dead_ready + dead_in_flight + dead_delayed}
+"""
+
+
 class Scripts:
     """The transport's Lua scripts, registered on one client (reloaded after NOSCRIPT)."""
 
@@ -348,6 +403,7 @@ class Scripts:
         self.extend = _Script(client.register_script(_PRELUDE + _EXTEND))
         self.release = _Script(client.register_script(_PRELUDE + _RELEASE))
         self.prune = _Script(client.register_script(_PRELUDE + _PRUNE))
+        self.stats = _Script(client.register_script(_PRELUDE + _STATS))
 
 
 class _Script:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paigeant import Delivery, Outgoing, TransportConnectionError
+from paigeant import Delivery, LeaseLostError, Outgoing, TransportConnectionError
 
 from ._codec import delay_ms
 from ._keys import CONSUMER_GROUP
@@ -20,12 +20,26 @@ __all__ = ["RedisDelivery", "dead_letter_entry"]
 logger = logging.getLogger(__name__)
 
 
-async def dead_letter_entry(loop: ConsumeLoop, entry_id: str, reason: str) -> bool:
-    """Move ``loop``'s entry to the dead-letter stream (XADD+XACK+XDEL); False if not held."""
+async def dead_letter_entry(
+    loop: ConsumeLoop, entry_id: str, reason: str, *, attempt: int, count: int | None
+) -> bool:
+    """Move ``loop``'s entry to the dead-letter stream (XADD+XACK+XDEL); False if not held.
+
+    ``attempt`` goes into the dead letter's header; ``count`` is the delivery count the loop
+    got the entry with (None: any), so a lease lost meanwhile is noticed.
+    """
     outcome = await loop.transport.run_script(
         "dead_letter",
         [loop.stream, loop.dead_letter_stream],
-        [CONSUMER_GROUP, loop.name, entry_id, reason, loop.queue],
+        [
+            CONSUMER_GROUP,
+            loop.name,
+            entry_id,
+            reason,
+            loop.queue,
+            attempt,
+            "" if count is None else count,
+        ],
     )
     return bool(int(outcome))
 
@@ -42,8 +56,9 @@ class RedisDelivery(Delivery):
         message_id: str,
         headers: Mapping[str, str],
         attempt: int,
+        count: int = 1,
     ) -> None:
-        """Wrap stream entry ``entry_id`` delivered to ``loop``."""
+        """Wrap stream entry ``entry_id`` delivered to ``loop`` (``count``: its PEL count)."""
         self._loop = loop
         self.entry_id = entry_id
         self.queue = loop.queue
@@ -51,17 +66,14 @@ class RedisDelivery(Delivery):
         self.message_id = message_id
         self.headers = headers
         self.attempt = attempt
-        self._settled = False
+        #: The consumer group's delivery count for this delivery: a later delivery (even to
+        #: the same consumer) has a higher one, which tells a lost lease.
+        self.count = count
 
     @property
     def consumer(self) -> str:
         """Name of the consumer in the stream's group that holds this delivery."""
         return self._loop.name
-
-    @property
-    def settled(self) -> bool:
-        """Whether ack, nack or dead_letter has completed for this delivery."""
-        return self._settled
 
     def __repr__(self) -> str:
         return (
@@ -69,13 +81,24 @@ class RedisDelivery(Delivery):
             f"entry_id={self.entry_id!r}, attempt={self.attempt})"
         )
 
+    async def _settle(self, action: str, operation: Callable[[], Awaitable[None]]) -> None:
+        """Run one settling script, once; a settle that failed may be tried again."""
+        if not self._claim_settlement(action):
+            return
+        try:
+            await self._loop.settle(self, operation())
+        except BaseException:
+            self._release_settlement()
+            raise
+
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
         """Add ``forward`` and XACK+XDEL this entry atomically; repeated forward ids skipped.
 
-        Acks made while another is on the wire are sent together in one script call.
+        Acks made while another is on the wire are sent together in one script call. After
+        the lease was lost the forwards are still added and the entry is acknowledged (an
+        XACK needs no lease); the new holder's own ack then finds both done.
         """
-        await self._loop.settle(self, self._ack(forward))
-        self._settled = True
+        await self._settle("ack", lambda: self._ack(forward))
 
     async def _ack(self, forward: Sequence[Outgoing]) -> None:
         result = await self._loop.transport.acks.ack(self._loop.stream, self.entry_id, forward)
@@ -88,12 +111,19 @@ class RedisDelivery(Delivery):
                 result.skipped,
             )
         if not result.acked:
-            logger.debug("ack of message %s on %s: no longer pending", self.message_id, self.queue)
+            logger.info(
+                "ack of message %s on %s: it was no longer pending (acknowledged by another "
+                "holder after this lease was lost)",
+                self.message_id,
+                self.queue,
+            )
 
     async def nack(self, *, delay: float = 0.0) -> None:
-        """Requeue the message, due after ``delay`` seconds, with its attempt count carried."""
-        await self._loop.settle(self, self._nack(delay))
-        self._settled = True
+        """Requeue the message, due after ``delay`` seconds, with its attempt count carried.
+
+        Does nothing when this delivery lost its lease (the new holder decides).
+        """
+        await self._settle("nack", lambda: self._nack(delay))
 
     async def _nack(self, delay: float) -> None:
         loop = self._loop
@@ -109,11 +139,14 @@ class RedisDelivery(Delivery):
                 uuid.uuid4().hex,
                 max_deliveries,
                 self.queue,
+                self.count,
             ],
         )
         if int(outcome) == 0:
-            logger.debug(
-                "nack of message %s on %s: lease already lost", self.message_id, self.queue
+            logger.info(
+                "nack of message %s on %s after its lease was lost: nothing requeued",
+                self.message_id,
+                self.queue,
             )
         elif int(outcome) == 2:
             logger.warning(
@@ -125,32 +158,37 @@ class RedisDelivery(Delivery):
 
     async def dead_letter(self, reason: str) -> None:
         """Move the message to its queue's dead-letter stream with ``reason``, atomically."""
-        await self._loop.settle(self, self._dead_letter(reason))
-        self._settled = True
+        await self._settle("dead_letter", lambda: self._dead_letter(reason))
 
     async def _dead_letter(self, reason: str) -> None:
-        if await dead_letter_entry(self._loop, self.entry_id, reason):
+        moved = await dead_letter_entry(
+            self._loop, self.entry_id, reason, attempt=self.attempt, count=self.count
+        )
+        if moved:
             logger.warning(
                 "dead-lettered message %s from %s: %s", self.message_id, self.queue, reason
             )
         else:
-            logger.debug(
-                "dead_letter of message %s on %s: lease already lost", self.message_id, self.queue
+            logger.info(
+                "dead_letter of message %s on %s after its lease was lost: left with its holder",
+                self.message_id,
+                self.queue,
             )
 
     async def extend(self) -> None:
         """Reset the entry's idle time (XCLAIM to itself, JUSTID) so it is not reclaimed.
 
-        A heartbeat is best effort: while Redis is unreachable (or the transport is
-        disconnected) it logs a warning instead of raising; the lease may then run out and the
-        message be redelivered, as at-least-once allows.
+        Raises LeaseLostError when another delivery (to any consumer) took the entry over or
+        it was settled elsewhere. A heartbeat is otherwise best effort: while Redis is
+        unreachable (or the transport is disconnected) it logs a warning instead of raising;
+        the lease may then run out and the message be redelivered, as at-least-once allows.
         """
         loop = self._loop
-        if self._settled or loop.transport.current_client() is None:
+        if self.settled or loop.transport.current_client() is None:
             return
         try:
             kept = await loop.transport.run_script(
-                "extend", [loop.stream], [CONSUMER_GROUP, loop.name, self.entry_id]
+                "extend", [loop.stream], [CONSUMER_GROUP, loop.name, self.entry_id, self.count]
             )
         except TransportConnectionError as exc:
             logger.warning(
@@ -161,8 +199,8 @@ class RedisDelivery(Delivery):
             )
             return
         if not int(kept):
-            logger.warning(
-                "extend of message %s on %s: the lease was already lost to another consumer",
-                self.message_id,
-                self.queue,
+            raise LeaseLostError(
+                f"the lease of message {self.message_id} on {self.queue} was lost: it ran out "
+                f"(visibility_timeout={loop.transport.visibility_timeout}s) and the message "
+                "was taken over, or settled, elsewhere"
             )

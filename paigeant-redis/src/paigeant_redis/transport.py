@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -16,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from paigeant import Delivery, Transport, TransportConnectionError
+from paigeant import Delivery, QueueStats, Transport, TransportConnectionError, dead_letter_queue
 
 from ._acks import AckBatcher
 from ._codec import delay_ms, encode_headers
@@ -25,7 +26,7 @@ from ._errors import CONNECTION_ERRORS
 from ._keys import CONSUMER_GROUP, KeySpace
 from ._scripts import Scripts
 
-__all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_URL", "RedisTransport"]
+__all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_PUBLISH_TIMEOUT", "DEFAULT_URL", "RedisTransport"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: Used when neither ``key_prefix=`` nor ``PAIGEANT_REDIS_KEY_PREFIX`` is given.
 DEFAULT_KEY_PREFIX = "paigeant"
+#: Seconds ``publish`` (and each settle) may take before TransportConnectionError.
+DEFAULT_PUBLISH_TIMEOUT = 10.0
 _SCHEMES = ("redis", "rediss", "unix")
 _NOT_CONNECTED = "transport is not connected: call `await transport.connect()` first"
 
@@ -75,6 +78,7 @@ class RedisTransport(Transport):
         dedup_ttl: float = 86_400.0,
         max_connections: int = 64,
         connect_timeout: float = 5.0,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
         client_name: str | None = "paigeant",
     ) -> None:
         """Configure the transport; nothing connects until ``connect()``.
@@ -91,6 +95,9 @@ class RedisTransport(Transport):
             max_connections: Size of the pool shared by publishing and settling. Consume
                 loops and the ack batcher each hold a connection of their own besides.
             connect_timeout: Seconds to wait for a TCP connection to Redis.
+            publish_timeout: Longest ``publish`` waits, retries included, before it raises
+                TransportConnectionError (Redis down, unreachable or not answering); also
+                bounds each ``ack``, ``nack``, ``dead_letter`` and ``extend``.
             client_name: Name set on each connection (CLIENT SETNAME), shown by CLIENT LIST.
         """
         self.url = url or os.environ.get("PAIGEANT_REDIS_URL", "").strip() or DEFAULT_URL
@@ -107,6 +114,8 @@ class RedisTransport(Transport):
             raise ValueError("dedup_ttl must not be negative")
         if max_connections < 2:
             raise ValueError("max_connections must be at least 2")
+        if publish_timeout <= 0:
+            raise ValueError("publish_timeout must be positive")
         self.visibility_timeout = float(visibility_timeout)
         self.max_deliveries = int(max_deliveries)
         prefix = key_prefix or os.environ.get("PAIGEANT_REDIS_KEY_PREFIX", "").strip()
@@ -114,6 +123,7 @@ class RedisTransport(Transport):
         self.dedup_ttl = float(dedup_ttl)
         self.max_connections = int(max_connections)
         self.connect_timeout = float(connect_timeout)
+        self.publish_timeout = float(publish_timeout)
         self.client_name = client_name
         self._client: Redis | None = None
         self._scripts: Scripts | None = None
@@ -245,11 +255,26 @@ class RedisTransport(Transport):
         """Run script ``name`` (on ``connection``, else the pool); outages raise TransportConnectionError."""
         client = self._connected_client()
         script = getattr(self.scripts_for(client), name)
-        try:
+        async with self._bounded(f"the {name} script"):
             return await script(keys, args, connection)
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, what: str) -> AsyncIterator[None]:
+        """Turn outages and waits past ``publish_timeout`` into TransportConnectionError."""
+        deadline = asyncio.timeout(self.publish_timeout)
+        try:
+            async with deadline:
+                yield
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            raise TransportConnectionError(
+                f"{what}: no reply from Redis at {self.safe_url} within publish_timeout="
+                f"{self.publish_timeout}s (it may or may not have been applied)"
+            ) from exc
         except CONNECTION_ERRORS as exc:
             raise TransportConnectionError(
-                f"Redis at {self.safe_url} unavailable ({type(exc).__name__}: {exc})"
+                f"{what}: Redis at {self.safe_url} unavailable ({type(exc).__name__}: {exc})"
             ) from exc
 
     async def ensure_group(self, client: Redis, stream: str) -> bool:
@@ -273,16 +298,21 @@ class RedisTransport(Transport):
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
     ) -> None:
-        """XADD the message (or park it in the delayed set); returns after Redis replies."""
+        """XADD the message (or park it in the delayed set); returns after Redis replies.
+
+        Raises TransportConnectionError when Redis is unreachable or gives no reply within
+        ``publish_timeout`` seconds (redis-py's brief retries included).
+        """
         client = self._connected_client()
         headers_json = encode_headers(headers)
-        try:
+        async with self._bounded(f"cannot publish to {queue!r}"):
             if delay > 0:
                 await self.scripts_for(client).publish_delayed(
                     [
                         self.keys.stream(queue),
                         self.keys.delayed(queue),
                         self.keys.delayed_data(queue),
+                        self.keys.wake(queue),
                     ],
                     [message_id, bytes(body), headers_json, delay_ms(delay), uuid.uuid4().hex],
                 )
@@ -296,10 +326,6 @@ class RedisTransport(Transport):
                         "attempt_base": 0,
                     },
                 )
-        except CONNECTION_ERRORS as exc:
-            raise TransportConnectionError(
-                f"cannot publish to {queue!r}: Redis at {self.safe_url} unavailable ({exc})"
-            ) from exc
 
     async def consume(self, queue: str, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
         """Yield deliveries of ``queue`` as one consumer of its group, ``prefetch`` at a time."""
@@ -323,6 +349,31 @@ class RedisTransport(Transport):
             await loop.close()
 
     async def delete_queue(self, queue: str) -> None:
-        """Delete the queue's stream, delayed messages and forward-dedup record."""
+        """Delete the queue's stream, delayed messages, forward-dedup record and markers."""
         client = self._connected_client()
         await client.delete(*self.keys.queue_keys(queue))
+
+    async def stats(self, queue: str) -> QueueStats:
+        """Count ``queue``'s messages in one script, exact at the moment it runs.
+
+        ``ready``: stream entries no consumer holds (stream length minus pending entries,
+        wake markers left out); ``in_flight``: the group's pending entries (held by a consume
+        loop, or by a dead one until its lease runs out and they are reclaimed); ``delayed``:
+        the delayed set's size; ``dead``: everything in the dead-letter queue.
+        """
+        client = self._connected_client()
+        keys = self.keys
+        dead = dead_letter_queue(queue)
+        async with self._bounded("stats"):
+            ready, in_flight, delayed, dead_count = await self.scripts_for(client).stats(
+                [
+                    keys.stream(queue),
+                    keys.delayed(queue),
+                    keys.wake(queue),
+                    keys.stream(dead),
+                    keys.delayed(dead),
+                    keys.wake(dead),
+                ],
+                [CONSUMER_GROUP],
+            )
+        return QueueStats(int(ready), int(in_flight), int(delayed), int(dead_count))

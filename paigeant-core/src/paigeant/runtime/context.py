@@ -71,7 +71,11 @@ class ActivityContext:
         return self._obo_token is not None
 
     async def heartbeat(self) -> None:
-        """Renew this step's lease now (the worker also does so periodically)."""
+        """Renew this step's lease now (the worker also does so periodically).
+
+        Raises ``LeaseLostError`` when the lease already ran out: the message may be with
+        another worker, and a long step may choose to stop early.
+        """
         if self._heartbeat is not None:
             await self._heartbeat()
 

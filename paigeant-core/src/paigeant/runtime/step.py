@@ -14,6 +14,7 @@ from ..errors import (
     ActivityTimeoutError,
     IdentityProviderUnavailableError,
     InvalidTokenError,
+    LeaseLostError,
     MessageTooLargeError,
     NonRetryableError,
 )
@@ -127,7 +128,7 @@ class StepRunner:
             await self._reject(delivery, queue, reason, cid)
             return
         try:
-            claims = self._claims(message)
+            claims = await self._claims(message)
         except InvalidTokenError as exc:
             fault = Fault(
                 activity=spec.name,
@@ -161,7 +162,7 @@ class StepRunner:
         )
         started_at, started = utcnow(), time.perf_counter()
         try:
-            with self._leased(delivery):
+            with self._leased(delivery, cid):
                 output = await _with_timeout(
                     activity.execute(ctx), spec.timeout or activity.timeout, spec.name
                 )
@@ -184,7 +185,7 @@ class StepRunner:
         )
         await self._completed(delivery, queue, message, activity, ctx, output, started_at, duration)
 
-    def _claims(self, message: PaigeantMessage) -> dict[str, Any]:
+    async def _claims(self, message: PaigeantMessage) -> dict[str, Any]:
         if message.obo_token is None:
             return {}
         if self.identity_provider is None:
@@ -193,9 +194,9 @@ class StepRunner:
                 "provider configured (set PAIGEANT_OBO_JWKS, PAIGEANT_OBO_PUBLIC_KEY or "
                 "PAIGEANT_OBO_SECRET)"
             )
-        return dict(self.identity_provider.validate(message.obo_token))
+        return dict(await self.identity_provider.validate_async(message.obo_token))
 
-    def _compensation_claims(self, message: PaigeantMessage) -> dict[str, Any]:
+    async def _compensation_claims(self, message: PaigeantMessage) -> dict[str, Any]:
         """Claims for a compensation, which must run even once the token has expired.
 
         It undoes work the token authorised when that work ran, so the provider's
@@ -205,7 +206,8 @@ class StepRunner:
         if message.obo_token is None or self.identity_provider is None:
             return {}
         try:
-            return dict(self.identity_provider.validate_for_compensation(message.obo_token))
+            token = message.obo_token
+            return dict(await self.identity_provider.validate_for_compensation_async(token))
         except (InvalidTokenError, IdentityProviderUnavailableError) as exc:
             logger.warning(
                 "[%s] compensating with empty user claims: %s",
@@ -215,9 +217,10 @@ class StepRunner:
             )
             return {}
 
-    def _leased(self, delivery: Delivery) -> _Heartbeat:
+    def _leased(self, delivery: Delivery, correlation_id: str) -> _Heartbeat:
         """Keep the delivery's lease alive while the block runs (a timer, not a task per step)."""
-        return _Heartbeat(delivery, max(self.transport.visibility_timeout / 3, 0.01))
+        interval = max(self.transport.visibility_timeout / 3, 0.01)
+        return _Heartbeat(delivery, interval, correlation_id)
 
     async def _completed(
         self,
@@ -375,9 +378,9 @@ class StepRunner:
             reason = f"compensation of {entry.name!r} arrived on queue {queue!r}, not its own"
             await self._reject(delivery, queue, reason, cid)
             return
-        ctx = self._compensation_context(delivery, message, entry)
+        ctx = await self._compensation_context(delivery, message, entry)
         try:
-            with self._leased(delivery):
+            with self._leased(delivery, cid):
                 await _with_timeout(activity.run_compensation(ctx), activity.timeout, entry.name)
         except asyncio.CancelledError:
             raise
@@ -405,11 +408,11 @@ class StepRunner:
         ]
         await delivery.ack(forward=self._compensate_next_or_finish(message, events))
 
-    def _compensation_context(
+    async def _compensation_context(
         self, delivery: Delivery, message: PaigeantMessage, entry: CompensateLogEntry
     ) -> ActivityContext:
         log = message.routing_slip.activity_log
-        claims = self._compensation_claims(message)
+        claims = await self._compensation_claims(message)
         return ActivityContext(
             correlation_id=message.correlation_id,
             activity=entry.name,
@@ -502,13 +505,18 @@ class StepRunner:
 
 
 class _Heartbeat:
-    """Extends a delivery's lease every ``interval`` seconds while the ``with`` block runs."""
+    """Extends a delivery's lease every ``interval`` seconds while the ``with`` block runs.
 
-    __slots__ = ("_beating", "_delivery", "_interval", "_loop", "_timer")
+    A lost lease (``LeaseLostError``) is logged once and the beating stops; the step carries
+    on, since its forwards keep their message ids and the copy running elsewhere is recognised.
+    """
 
-    def __init__(self, delivery: Delivery, interval: float) -> None:
+    __slots__ = ("_beating", "_correlation_id", "_delivery", "_interval", "_loop", "_timer")
+
+    def __init__(self, delivery: Delivery, interval: float, correlation_id: str) -> None:
         self._delivery = delivery
         self._interval = interval
+        self._correlation_id = correlation_id
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._beating: set[asyncio.Task[None]] = set()
@@ -529,10 +537,27 @@ class _Heartbeat:
         self._timer = self._loop.call_later(self._interval, self._beat)
 
     async def _extend(self) -> None:
+        cid = self._correlation_id
         try:
             await self._delivery.extend()
+        except LeaseLostError as exc:
+            if self._timer is not None:
+                self._timer.cancel()  # nothing left to keep
+                self._timer = None
+            logger.warning(
+                "[%s] lease of message %s lost while its step runs (%s); the step carries on",
+                cid,
+                self._delivery.message_id,
+                exc,
+                extra={"correlation_id": cid},
+            )
         except Exception:  # the lease may simply run out; redelivery covers it
-            logger.warning("could not extend lease of %s", self._delivery.message_id)
+            logger.warning(
+                "[%s] could not extend lease of %s",
+                cid,
+                self._delivery.message_id,
+                extra={"correlation_id": cid},
+            )
 
 
 async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -27,3 +28,16 @@ class IdentityProvider(ABC):
         is ``validate``; when it raises InvalidTokenError the compensation gets empty claims.
         """
         return self.validate(token)
+
+    async def validate_async(self, token: str) -> Mapping[str, Any]:
+        """``validate`` without blocking the event loop; the worker calls this one.
+
+        The default runs ``validate`` in a worker thread, so a provider that does I/O (fetches
+        keys, calls an introspection endpoint) never stalls other steps. Override it with a
+        native async implementation, or to skip the thread when validation is pure CPU.
+        """
+        return await asyncio.to_thread(self.validate, token)
+
+    async def validate_for_compensation_async(self, token: str) -> Mapping[str, Any]:
+        """``validate_for_compensation`` without blocking the event loop (default: a thread)."""
+        return await asyncio.to_thread(self.validate_for_compensation, token)

@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jwt
-from jwt import PyJWK
-from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
 
-from ..errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
+from ..errors import ConfigurationError, InvalidTokenError
 from ..settings import env_float, env_str
 from ._jwks_file import FileJwks
+from ._jwks_url import DEFAULT_CACHE_TTL, DEFAULT_REFETCH_INTERVAL, UrlJwks
 from ._keys import parse_public_key, read_pem
 from .identity import IdentityProvider
 
@@ -83,6 +82,8 @@ class JwtIdentityProvider(IdentityProvider):
         leeway: float | None = None,
         algorithms: str | Sequence[str] | None = None,
         required_claims: Sequence[str] = ("exp",),
+        jwks_cache_ttl: float | None = None,
+        jwks_refetch_interval: float | None = None,
     ) -> None:
         """Configure keys and checks; each ``None`` falls back to its ``PAIGEANT_OBO_*`` variable.
 
@@ -97,6 +98,11 @@ class JwtIdentityProvider(IdentityProvider):
             algorithms: the pinned algorithms (``PAIGEANT_OBO_ALGORITHMS``); default RS256,
                 ES256 and EdDSA for keys, HS256 for a secret.
             required_claims: claims a token must carry (default ``exp``).
+            jwks_cache_ttl: seconds keys fetched from a JWKS URL are used before they are
+                fetched again (``PAIGEANT_OBO_JWKS_CACHE_TTL``, default 300).
+            jwks_refetch_interval: least seconds between two fetches of a JWKS URL caused by
+                tokens naming an unknown ``kid`` (``PAIGEANT_OBO_JWKS_REFETCH_INTERVAL``,
+                default 60).
         """
         given = {"jwks": jwks, "public_key": public_key, "secret": secret}
         if not any(value is not None for value in given.values()):
@@ -128,7 +134,7 @@ class JwtIdentityProvider(IdentityProvider):
         self.required_claims = list(required_claims)
         self._secret: bytes | None = None
         self._public_key: Any = None
-        self._jwks_client: jwt.PyJWKClient | None = None
+        self._jwks_url: UrlJwks | None = None
         self._jwks_file: FileJwks | None = None
         source = given[chosen[0]]
         assert source is not None
@@ -147,10 +153,18 @@ class JwtIdentityProvider(IdentityProvider):
         else:
             location = source.decode() if isinstance(source, bytes) else source
             if "://" in location:
-                try:
-                    self._jwks_client = jwt.PyJWKClient(location, timeout=10, lifespan=300)
-                except PyJWKClientError as exc:
-                    raise ConfigurationError(f"PAIGEANT_OBO_JWKS: {exc}") from None
+                self._jwks_url = UrlJwks(
+                    location,
+                    what="PAIGEANT_OBO_JWKS",
+                    cache_ttl=_number(
+                        jwks_cache_ttl, "PAIGEANT_OBO_JWKS_CACHE_TTL", DEFAULT_CACHE_TTL
+                    ),
+                    refetch_interval=_number(
+                        jwks_refetch_interval,
+                        "PAIGEANT_OBO_JWKS_REFETCH_INTERVAL",
+                        DEFAULT_REFETCH_INTERVAL,
+                    ),
+                )
             else:
                 self._jwks_file = FileJwks(location, what="PAIGEANT_OBO_JWKS")
 
@@ -177,14 +191,31 @@ class JwtIdentityProvider(IdentityProvider):
         return pinned
 
     def validate(self, token: str) -> Mapping[str, Any]:
-        """Return the claims of ``token``; InvalidTokenError (never quoting it) if not valid."""
-        return self._decode(token, verify_exp=True)
+        """Return the claims of ``token``; InvalidTokenError (never quoting it) if not valid.
+
+        A JWKS URL that must be fetched first is fetched in this thread (blocking it); in
+        async code use ``validate_async``.
+        """
+        header = self._header(token)
+        return self._decode(token, self._key_for(header), verify_exp=True)
 
     def validate_for_compensation(self, token: str) -> Mapping[str, Any]:
         """Like ``validate`` but an expired token is accepted: compensations must still run."""
-        return self._decode(token, verify_exp=False)
+        header = self._header(token)
+        return self._decode(token, self._key_for(header), verify_exp=False)
 
-    def _decode(self, token: str, *, verify_exp: bool) -> dict[str, Any]:
+    async def validate_async(self, token: str) -> Mapping[str, Any]:
+        """``validate`` for the event loop: a JWKS fetch runs in a thread, keys are cached."""
+        header = self._header(token)
+        return self._decode(token, await self._key_for_async(header), verify_exp=True)
+
+    async def validate_for_compensation_async(self, token: str) -> Mapping[str, Any]:
+        """``validate_for_compensation`` for the event loop, as ``validate_async``."""
+        header = self._header(token)
+        return self._decode(token, await self._key_for_async(header), verify_exp=False)
+
+    def _header(self, token: str) -> dict[str, Any]:
+        """The token's header, once its algorithm is known to be pinned."""
         if not isinstance(token, str) or not token:
             raise InvalidTokenError("token is empty")
         try:
@@ -195,7 +226,9 @@ class JwtIdentityProvider(IdentityProvider):
             raise InvalidTokenError(
                 f"token algorithm is not accepted (accepted: {', '.join(self.algorithms)})"
             )
-        key = self._key_for(header)
+        return header
+
+    def _decode(self, token: str, key: Any, *, verify_exp: bool) -> dict[str, Any]:
         options: dict[str, Any] = {"require": self.required_claims, "verify_exp": verify_exp}
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -235,38 +268,27 @@ class JwtIdentityProvider(IdentityProvider):
             return "token is malformed"
         return f"token is not valid ({type(exc).__name__})"
 
+    def _kid(self, header: Mapping[str, Any]) -> str | None:
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidTokenError("token key id is malformed")
+        return kid
+
     def _key_for(self, header: Mapping[str, Any]) -> Any:
         if self._secret is not None:
             return self._secret
         if self._public_key is not None:
             return self._public_key
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise InvalidTokenError("token key id is malformed")
         if self._jwks_file is not None:
-            return self._jwks_file.key(kid)
-        assert self._jwks_client is not None
-        return self._key_from_url(self._jwks_client, kid)
+            return self._jwks_file.key(self._kid(header))
+        assert self._jwks_url is not None
+        return self._jwks_url.key(self._kid(header))
 
-    @staticmethod
-    def _key_from_url(client: jwt.PyJWKClient, kid: str | None) -> PyJWK:
-        try:
-            keys = client.get_signing_keys()
-        except (PyJWKClientError, PyJWKSetError) as exc:
-            logger.warning("cannot fetch the on-behalf-of JWKS: %s", type(exc).__name__)
-            raise IdentityProviderUnavailableError(
-                f"cannot fetch the JWKS from PAIGEANT_OBO_JWKS ({type(exc).__name__}); "
-                "the step is retried"
-            ) from None
-        if kid is None:
-            if len(keys) == 1:
-                return keys[0]
-            raise InvalidTokenError("token has no key id and the JWKS holds several keys")
-        try:
-            return client.get_signing_key(kid)
-        except PyJWKClientConnectionError:
-            raise IdentityProviderUnavailableError(
-                "cannot refresh the JWKS from PAIGEANT_OBO_JWKS; the step is retried"
-            ) from None
-        except (PyJWKClientError, PyJWKSetError):
-            raise InvalidTokenError("token key id is not in the JWKS") from None
+    async def _key_for_async(self, header: Mapping[str, Any]) -> Any:
+        if self._jwks_url is not None:
+            return await self._jwks_url.key_async(self._kid(header))
+        return self._key_for(header)  # in memory, or a local file: nothing to wait for
+
+
+def _number(value: float | None, variable: str, default: float) -> float:
+    return float(value) if value is not None else env_float(variable, default)

@@ -6,6 +6,14 @@ wing except ``cli``; the library never imports this wing.
 
 from __future__ import annotations
 
+try:
+    import pytest  # noqa: F401
+    import pytest_asyncio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        "paigeant.testing needs pytest and pytest-asyncio: pip install 'paigeant-core[testing]'"
+    ) from exc
+
 from .conformance import Receiver, TransportConformance
 
 __all__ = ["Receiver", "TransportConformance"]

@@ -8,13 +8,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import ClassVar
 
-from .base import (
-    DEAD_LETTER_QUEUE_HEADER,
-    DEAD_LETTER_REASON_HEADER,
-    Delivery,
-    Outgoing,
-    Transport,
-)
+from ..errors import LeaseLostError
+from .base import Delivery, Outgoing, QueueStats, Transport, dead_letter_headers
 from .queues import dead_letter_queue
 
 __all__ = ["InMemoryBroker", "InMemoryTransport"]
@@ -37,13 +32,30 @@ class _Entry:
 
 
 class _Queue:
-    """Ready entries plus the consumers waiting for one."""
+    """Ready, leased and delayed entries, plus the consumers waiting for one."""
 
-    __slots__ = ("ready", "waiters")
+    __slots__ = ("delayed", "leased", "ready", "waiters")
 
     def __init__(self) -> None:
         self.ready: deque[_Entry] = deque()
+        self.leased: set[_Entry] = set()
+        self.delayed: set[_Entry] = set()
         self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def stats(self) -> tuple[int, int, int]:
+        """Live entries that are ready, leased and delayed."""
+        return (
+            sum(1 for entry in self.ready if not entry.done),
+            sum(1 for entry in self.leased if not entry.done),
+            sum(1 for entry in self.delayed if not entry.done),
+        )
+
+    def drop_all(self) -> None:
+        """Forget every entry (delete_queue): ready, delayed and leased ones alike."""
+        for entry in (*self.ready, *self.delayed, *self.leased):
+            entry.done = True
+        self.ready.clear()
+        self.delayed.clear()
 
     def push(self, entry: _Entry, *, front: bool = False) -> None:
         if front:
@@ -87,10 +99,14 @@ class InMemoryBroker:
             return
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle
+        queue = self.queue(name)
+        queue.delayed.add(entry)
 
         def due() -> None:
             self.timers.discard(handle)
-            self.queue(name).push(entry)
+            queue.delayed.discard(entry)
+            if not entry.done:
+                queue.push(entry)
 
         handle = loop.call_later(delay, due)
         self.timers.add(handle)
@@ -144,6 +160,7 @@ class _InMemoryDelivery(Delivery):
             self._timer = None
         if self._entry.holder is self:
             self._entry.holder = None
+            self._transport.broker.queue(self.queue).leased.discard(self._entry)
         self._consumer.release(self)
         self._transport._held.discard(self)
 
@@ -162,38 +179,81 @@ class _InMemoryDelivery(Delivery):
         """Put the message back for redelivery at once (its consumer went away)."""
         if self._holds_lease():
             self._finish()
-            self._transport._broker.queue(self.queue).push(self._entry, front=True)
+            self._transport.broker.queue(self.queue).push(self._entry, front=True)
         else:
             self._finish()
 
+    def _lost(self, action: str, outcome: str) -> bool:
+        """Whether the lease is gone (logged with ``outcome``); the delivery is finished then."""
+        if self._holds_lease():
+            return False
+        logger.info(
+            "%s of message %s on %s after its lease was lost (it may be with another consumer): %s",
+            action,
+            self.message_id,
+            self.queue,
+            outcome,
+        )
+        self._finish()
+        return True
+
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
-        for out in forward:
-            await self._transport.publish(
-                out.queue, out.body, message_id=out.message_id, headers=out.headers, delay=out.delay
-            )
+        if not self._claim_settlement("ack"):
+            return
+        try:
+            for out in forward:
+                await self._transport.publish(
+                    out.queue,
+                    out.body,
+                    message_id=out.message_id,
+                    headers=out.headers,
+                    delay=out.delay,
+                )
+        except BaseException:
+            self._release_settlement()
+            raise
+        self._lost("ack", "forwards published, message acknowledged")
         self._entry.done = True
         self._finish()
 
     async def nack(self, *, delay: float = 0.0) -> None:
-        if not self._holds_lease():
-            self._finish()
+        if not self._claim_settlement("nack") or self._lost("nack", "nothing requeued"):
             return
         self._finish()
-        self._transport._broker.enqueue(self.queue, self._entry, delay)
+        transport = self._transport
+        if self._entry.deliveries >= transport.max_deliveries:
+            transport._dead_letter(
+                self.queue, self._entry, _too_many(self._entry.deliveries, transport), self.attempt
+            )
+            return
+        transport.broker.enqueue(self.queue, self._entry, delay)
 
     async def dead_letter(self, reason: str) -> None:
-        if not self._holds_lease():
-            self._finish()
+        if not self._claim_settlement("dead_letter") or self._lost(
+            "dead_letter", "left with its holder"
+        ):
             return
         self._finish()
-        self._transport._dead_letter(self.queue, self._entry, reason)
+        self._transport._dead_letter(self.queue, self._entry, reason, self.attempt)
 
     async def extend(self) -> None:
-        if not self._holds_lease():
+        if self.settled:
             return
+        if not self._holds_lease():
+            raise LeaseLostError(
+                f"the lease of message {self.message_id} on {self.queue} was lost: it ran out "
+                f"(visibility_timeout={self._transport.visibility_timeout}s) or the transport "
+                "disconnected, and the message may be with another consumer"
+            )
         if self._timer is not None:
             self._timer.cancel()
         self._start_lease()
+
+
+def _too_many(deliveries: int, transport: Transport) -> str:
+    return (
+        f"delivered {deliveries} times without success (max_deliveries={transport.max_deliveries})"
+    )
 
 
 class InMemoryTransport(Transport):
@@ -252,13 +312,9 @@ class InMemoryTransport(Transport):
         self._check_connected()
         self._broker.enqueue(queue, _Entry(bytes(body), message_id, headers or {}), delay)
 
-    def _dead_letter(self, queue: str, entry: _Entry, reason: str) -> None:
+    def _dead_letter(self, queue: str, entry: _Entry, reason: str, attempt: int) -> None:
         entry.done = True
-        headers = {
-            **entry.headers,
-            DEAD_LETTER_REASON_HEADER: reason,
-            DEAD_LETTER_QUEUE_HEADER: queue,
-        }
+        headers = dead_letter_headers(entry.headers, reason=reason, queue=queue, attempt=attempt)
         logger.warning("dead-lettered message %s from %s: %s", entry.message_id, queue, reason)
         self._broker.queue(dead_letter_queue(queue)).push(
             _Entry(entry.body, entry.message_id, headers)
@@ -303,15 +359,12 @@ class InMemoryTransport(Transport):
                 return
             entry.deliveries += 1
             if entry.deliveries > self.max_deliveries:
-                self._dead_letter(
-                    queue,
-                    entry,
-                    f"delivered {entry.deliveries - 1} times without success "
-                    f"(max_deliveries={self.max_deliveries})",
-                )
+                made = entry.deliveries - 1
+                self._dead_letter(queue, entry, _too_many(made, self), made)
                 continue
             delivery = _InMemoryDelivery(self, queue, entry, consumer)
             entry.holder = delivery
+            state.leased.add(entry)
             consumer.held.add(delivery)
             self._held.add(delivery)
             yield delivery
@@ -319,6 +372,11 @@ class InMemoryTransport(Transport):
     async def delete_queue(self, queue: str) -> None:
         state = self._broker.queues.get(queue)
         if state is not None:
-            for entry in state.ready:
-                entry.done = True
-            state.ready.clear()
+            state.drop_all()
+
+    async def stats(self, queue: str) -> QueueStats:
+        """Exact counts: ready, leased (until settled or expired), delayed, dead letters held."""
+        self._check_connected()
+        ready, in_flight, delayed = self._broker.queue(queue).stats()
+        dead = sum(self._broker.queue(dead_letter_queue(queue)).stats())
+        return QueueStats(ready=ready, in_flight=in_flight, delayed=delayed, dead=dead)

@@ -1,0 +1,235 @@
+"""The jwt provider with a JWKS URL: fetched off the event loop, cached, rotated, rate-limited."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from paigeant import (
+    ActivityContext,
+    ActivitySpec,
+    HmacSigner,
+    IdentityProviderUnavailableError,
+    InMemoryTransport,
+    InvalidTokenError,
+    JwtIdentityProvider,
+    Worker,
+    WorkflowDispatcher,
+    activity,
+)
+
+
+class JwksServer:
+    """A loopback HTTP server answering GET with a JWKS: keys swappable, failing, or slow."""
+
+    def __init__(self, keys: list[dict[str, Any]]) -> None:
+        self.keys = keys
+        self.failing = False
+        self.delay = 0.0
+        self.requests = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests += 1
+                time.sleep(owner.delay)
+                if owner.failing:
+                    self.send_error(500)
+                    return
+                body = json.dumps({"keys": owner.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SigningKey:
+    """An issuer's Ed25519 key with its ``kid``: its JWK, and tokens signed with it."""
+
+    def __init__(self, kid: str) -> None:
+        self.kid = kid
+        self.private = Ed25519PrivateKey.generate()
+        algorithm = jwt.get_algorithm_by_name("EdDSA")
+        self.jwk: dict[str, Any] = {**json.loads(algorithm.to_jwk(self.private.public_key()))}
+        self.jwk["kid"] = kid
+
+    def token(self, kid: str | None = None, **claims: Any) -> str:
+        now = int(time.time())
+        body = {"sub": "user-42", "aud": "paigeant", "iat": now, "exp": now + 600, **claims}
+        return jwt.encode(body, self.private, algorithm="EdDSA", headers={"kid": kid or self.kid})
+
+
+@pytest.fixture
+def first_key() -> SigningKey:
+    return SigningKey("k1")
+
+
+@pytest.fixture
+def server(first_key: SigningKey) -> Iterator[JwksServer]:
+    jwks = JwksServer([first_key.jwk])
+    yield jwks
+    jwks.close()
+
+
+def provider(server: JwksServer, **options: Any) -> JwtIdentityProvider:
+    return JwtIdentityProvider(jwks=server.url, audience="paigeant", **options)
+
+
+async def test_keys_are_fetched_once_shared_and_cached(
+    server: JwksServer, first_key: SigningKey
+) -> None:
+    identity = provider(server)
+    token = first_key.token()
+    results = await asyncio.gather(*(identity.validate_async(token) for _ in range(20)))
+    assert all(claims["sub"] == "user-42" for claims in results)
+    assert server.requests == 1, "concurrent validations did not share one fetch"
+    assert identity.validate(token)["sub"] == "user-42"  # the sync API uses the same cache
+    assert server.requests == 1
+
+
+async def test_a_rotated_key_is_accepted_after_one_refetch(
+    server: JwksServer, first_key: SigningKey
+) -> None:
+    identity = provider(server, jwks_refetch_interval=0.5)
+    assert (await identity.validate_async(first_key.token()))["sub"] == "user-42"
+    second_key = SigningKey("k2")
+    server.keys = [second_key.jwk]  # the issuer rotates
+    rotated = second_key.token()
+    with pytest.raises(IdentityProviderUnavailableError, match="fetched again"):
+        await identity.validate_async(rotated)  # just fetched: not again yet, retried later
+    assert server.requests == 1
+    await asyncio.sleep(0.55)
+    assert (await identity.validate_async(rotated))["sub"] == "user-42"
+    assert server.requests == 2
+    await asyncio.sleep(0.55)
+    with pytest.raises(InvalidTokenError, match="key id is not in the JWKS"):
+        await identity.validate_async(first_key.token())  # refetched: k1 is gone for good
+    assert server.requests == 3
+
+
+async def test_unknown_kids_refetch_at_most_once_per_minute(
+    server: JwksServer, first_key: SigningKey
+) -> None:
+    identity = provider(server)  # the default: at most one refetch per 60 s
+    await identity.validate_async(first_key.token())
+    forged = [first_key.token(kid=uuid.uuid4().hex) for _ in range(50)]
+    outcomes = await asyncio.gather(
+        *(identity.validate_async(token) for token in forged), return_exceptions=True
+    )
+    assert all(isinstance(outcome, IdentityProviderUnavailableError) for outcome in outcomes)
+    assert "at most every 60s" in str(outcomes[0])
+    assert server.requests == 1, "tokens with unknown kids made the provider refetch"
+
+
+async def test_keys_expire_and_a_failing_issuer_keeps_the_cached_ones(
+    server: JwksServer, first_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    identity = provider(server, jwks_cache_ttl=0.2)
+    token = first_key.token()
+    await identity.validate_async(token)
+    await asyncio.sleep(0.25)
+    server.failing = True
+    caplog.set_level(logging.WARNING)
+    assert (await identity.validate_async(token))["sub"] == "user-42"
+    assert server.requests == 2, "expired keys were not fetched again"
+    assert "cannot fetch the JWKS" in caplog.text
+
+
+async def test_unreachable_jwks_url_is_unavailable_not_invalid(
+    server: JwksServer, first_key: SigningKey
+) -> None:
+    server.failing = True
+    identity = provider(server)
+    token = first_key.token()
+    for validate in (identity.validate_async, identity.validate_for_compensation_async):
+        with pytest.raises(IdentityProviderUnavailableError) as info:
+            await validate(token)
+        assert token not in str(info.value)
+    with pytest.raises(IdentityProviderUnavailableError):
+        identity.validate(token)  # the sync API too
+    assert server.requests == 1, "a failing URL was fetched again at once"
+
+
+def test_refetch_settings_from_the_environment(
+    server: JwksServer, first_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAIGEANT_OBO_JWKS_REFETCH_INTERVAL", "0")
+    identity = provider(server)
+    identity.validate(first_key.token())
+    with pytest.raises(InvalidTokenError, match="key id is not in the JWKS"):
+        identity.validate(first_key.token(kid="unknown"))  # refetched at once: still unknown
+    assert server.requests == 2
+
+
+async def test_a_slow_jwks_endpoint_does_not_stall_other_steps(
+    server: JwksServer, first_key: SigningKey, start_worker: Any
+) -> None:
+    server.delay = 2.0  # the issuer hangs for two seconds
+    finished: dict[str, float] = {}
+
+    @activity("jwks-echo")
+    async def echo(ctx: ActivityContext) -> str:
+        finished[ctx.correlation_id] = time.monotonic()
+        return "ok"
+
+    signer = HmacSigner(b"k" * 32, key_id="t")
+    async with InMemoryTransport(visibility_timeout=5.0) as transport:
+        worker = Worker(transport, [echo], signer=signer, identity_provider=provider(server))
+        start_worker(worker)
+        await asyncio.wait_for(worker.ready.wait(), 5)
+        dispatcher = WorkflowDispatcher(transport, signer=signer)
+        started = time.monotonic()
+        waiting = await dispatcher.dispatch_workflow(
+            [ActivitySpec(name="jwks-echo")], obo_token=first_key.token()
+        )
+        await asyncio.sleep(0.1)  # that step now waits for the JWKS
+        lag = 0.0
+
+        async def measure_lag() -> None:
+            nonlocal lag
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(0.01)
+                lag = max(lag, time.monotonic() - before - 0.01)
+
+        ticker = asyncio.ensure_future(measure_lag())
+        others = [
+            await dispatcher.dispatch_workflow([ActivitySpec(name="jwks-echo")]) for _ in range(5)
+        ]
+        results = await asyncio.gather(*(dispatcher.wait_for(cid, timeout=5) for cid in others))
+        others_done = time.monotonic() - started
+        assert all(result.status == "completed" for result in results)
+        assert others_done < 1.5, f"other workflows waited {others_done:.2f}s for the JWKS fetch"
+        assert waiting not in finished, "the step needing the JWKS ran before it was fetched"
+        result = await dispatcher.wait_for(waiting, timeout=10)
+        ticker.cancel()
+        await dispatcher.close()
+    assert result.status == "completed"
+    assert finished[waiting] - started >= 1.9
+    assert lag < 0.5, f"the event loop stalled for {lag:.2f}s"
+    assert server.requests == 1
