@@ -10,11 +10,21 @@ body of ``body_bytes`` (paigeant's own hop size), on the same Redis.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from typing import Any
 
-__all__ = ["faststream_hops", "raw_redis_hops"]
+__all__ = ["baselines", "faststream_hops", "raw_redis_hops"]
+
+
+def baselines(workflows: int, steps: int, concurrency: int, body_bytes: int) -> dict[str, Any]:
+    """Both baselines on ``PAIGEANT_REDIS_URL`` (default the local Redis), one after the other."""
+    url = os.environ.get("PAIGEANT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return {
+        "raw-redis-py": asyncio.run(raw_redis_hops(url, workflows, steps, concurrency, body_bytes)),
+        "faststream": asyncio.run(faststream_hops(url, workflows, steps, concurrency, body_bytes)),
+    }
 
 
 async def raw_redis_hops(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import secrets
 import time
@@ -126,16 +127,24 @@ def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return median
 
 
-def redis_baselines(workflows: int, steps: int, concurrency: int) -> dict[str, dict[str, Any]]:
-    """Run the raw redis-py loop and FastStream with the same shape, on the same Redis."""
-    from _redis_baselines import faststream_hops, raw_redis_hops
+#: Baseline module of each broker transport: ``baselines(workflows, steps, concurrency, body)``
+#: returns ``{name: result}`` for the raw client loop and FastStream on the same broker.
+BASELINES: dict[str, str] = {"redis": "_redis_baselines"}
 
-    url = os.environ.get("PAIGEANT_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def run_baselines(
+    transport: str, workflows: int, steps: int, concurrency: int
+) -> dict[str, dict[str, Any]]:
+    """Run ``transport``'s baselines with the same shape and paigeant's own hop size."""
+    module_name = BASELINES.get(transport)
+    if module_name is None:
+        raise SystemExit(
+            f"--baselines: no baselines for {transport!r} (known: {', '.join(sorted(BASELINES))})"
+        )
+    module = importlib.import_module(module_name)
     body = envelope_growth(steps).get("step_1_bytes", 1500)
-    return {
-        "raw-redis-py": asyncio.run(raw_redis_hops(url, workflows, steps, concurrency, body)),
-        "faststream": asyncio.run(faststream_hops(url, workflows, steps, concurrency, body)),
-    }
+    results: dict[str, dict[str, Any]] = module.baselines(workflows, steps, concurrency, body)
+    return results
 
 
 def envelope_growth(total_steps: int = 100) -> dict[str, int]:
@@ -189,7 +198,7 @@ def main() -> None:
     parser.add_argument(
         "--baselines",
         action="store_true",
-        help="redis only: also run a raw redis-py loop and FastStream on the same Redis",
+        help="broker transports: also run the raw client loop and FastStream on the same broker",
     )
     args = parser.parse_args()
     signers = args.signer or ["none"]
@@ -201,8 +210,8 @@ def main() -> None:
                 asyncio.run(run(args.transport, name, args.workflows, args.steps, args.concurrency))
             )
         if args.baselines:
-            for name, result in redis_baselines(
-                args.workflows, args.steps, args.concurrency
+            for name, result in run_baselines(
+                args.transport, args.workflows, args.steps, args.concurrency
             ).items():
                 samples.setdefault(name, []).append(result)
     runs = [_median_run(configuration) for configuration in samples.values()]
