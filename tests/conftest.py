@@ -10,6 +10,14 @@ import pytest
 REDIS_URL = os.environ.get("PAIGEANT_REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
 
+@pytest.fixture(autouse=True)
+def _private_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``PAIGEANT_HOME`` in a fresh directory: no test writes to the real home's store."""
+    monkeypatch.setenv("PAIGEANT_HOME", str(tmp_path_factory.mktemp("paigeant-home")))
+
+
 @pytest.fixture
 def redis_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for a Redis-backed run under a unique key prefix, with a signing key."""

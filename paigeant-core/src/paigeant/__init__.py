@@ -19,6 +19,7 @@ from .errors import (
     PaigeantError,
     PluginNotFoundError,
     SignatureError,
+    StoreUnavailableError,
     TransportConnectionError,
 )
 from .hookspecs import hookimpl
@@ -32,6 +33,23 @@ from .security.hmac_signer import HmacSigner
 from .security.identity import IdentityProvider
 from .security.jwt_identity import JwtIdentityProvider
 from .security.signer import Signer
+from .store.base import WorkflowPage, WorkflowStore
+from .store.choice import get_workflow_store
+from .store.dead_letters import DEAD_LETTER_ID_HEADER, DeadLetter, DeadLetters
+from .store.memory import MemoryWorkflowStore
+from .store.monitor import Monitor
+from .store.records import (
+    STATUSES as WORKFLOW_STATUSES,
+)
+from .store.records import (
+    CompensationRecord,
+    RetryRecord,
+    Revision,
+    StepRecord,
+    WorkflowRecord,
+    WorkflowSummary,
+)
+from .store.sqlite import SqliteWorkflowStore
 from .transports.base import (
     DEAD_LETTER_ATTEMPT_HEADER,
     DEAD_LETTER_QUEUE_HEADER,
@@ -43,9 +61,16 @@ from .transports.base import (
     Transport,
 )
 from .transports.inmemory import InMemoryTransport
-from .transports.queues import activity_queue, dead_letter_queue
-from .workflow.events import EventType, WorkflowEvent, WorkflowResult
-from .workflow.messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip, Subscription
+from .transports.queues import activity_queue, dead_letter_queue, monitor_queue
+from .workflow.events import OPT_IN_EVENTS, EventType, WorkflowEvent, WorkflowResult
+from .workflow.messages import (
+    EVERY_EVENT,
+    ActivitySpec,
+    PaigeantMessage,
+    RetryPolicy,
+    RoutingSlip,
+    Subscription,
+)
 
 if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import)
     from .agents import (
@@ -63,16 +88,23 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
 
 __all__ = [
     "DEAD_LETTER_ATTEMPT_HEADER",
+    "DEAD_LETTER_ID_HEADER",
     "DEAD_LETTER_QUEUE_HEADER",
     "DEAD_LETTER_REASON_HEADER",
     "DEAD_LETTER_TIME_HEADER",
+    "EVERY_EVENT",
+    "OPT_IN_EVENTS",
+    "WORKFLOW_STATUSES",
     "Activity",
     "ActivityContext",
     "ActivityExecutor",
     "ActivitySpec",
     "AwsCredentialsError",
     "AwsTokenRejectedError",
+    "CompensationRecord",
     "ConfigurationError",
+    "DeadLetter",
+    "DeadLetters",
     "Delivery",
     "DuplicatePluginError",
     "Ed25519Signer",
@@ -84,7 +116,9 @@ __all__ = [
     "InvalidTokenError",
     "JwtIdentityProvider",
     "LeaseLostError",
+    "MemoryWorkflowStore",
     "MessageTooLargeError",
+    "Monitor",
     "NonRetryableError",
     "Outgoing",
     "PaigeantAgent",
@@ -94,9 +128,14 @@ __all__ = [
     "PluginNotFoundError",
     "QueueStats",
     "RetryPolicy",
+    "RetryRecord",
+    "Revision",
     "RoutingSlip",
     "SignatureError",
     "Signer",
+    "SqliteWorkflowStore",
+    "StepRecord",
+    "StoreUnavailableError",
     "Subscription",
     "Transport",
     "TransportConnectionError",
@@ -104,7 +143,11 @@ __all__ = [
     "WorkflowDependencies",
     "WorkflowDispatcher",
     "WorkflowEvent",
+    "WorkflowPage",
+    "WorkflowRecord",
     "WorkflowResult",
+    "WorkflowStore",
+    "WorkflowSummary",
     "__version__",
     "activity",
     "activity_queue",
@@ -113,7 +156,9 @@ __all__ = [
     "get_identity_provider",
     "get_signer",
     "get_transport",
+    "get_workflow_store",
     "hookimpl",
+    "monitor_queue",
 ]
 
 #: Names loaded on first use, so ``import paigeant`` does not import pydantic-ai.

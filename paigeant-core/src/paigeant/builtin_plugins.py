@@ -6,9 +6,16 @@ from .hookspecs import Register, hookimpl
 from .security.ed25519_signer import Ed25519Signer
 from .security.hmac_signer import HmacSigner
 from .security.jwt_identity import JwtIdentityProvider
+from .store.memory import MemoryWorkflowStore
+from .store.sqlite import SqliteWorkflowStore
 from .transports.inmemory import InMemoryTransport
 
-__all__ = ["register_identity_providers", "register_signers", "register_transports"]
+__all__ = [
+    "register_identity_providers",
+    "register_signers",
+    "register_transports",
+    "register_workflow_stores",
+]
 
 
 @hookimpl
@@ -28,3 +35,10 @@ def register_signers(register: Register) -> None:
 def register_identity_providers(register: Register) -> None:
     """Register the JWT on-behalf-of token validator as ``jwt``."""
     register("jwt", JwtIdentityProvider)
+
+
+@hookimpl
+def register_workflow_stores(register: Register) -> None:
+    """Register the embedded sqlite store as ``sqlite`` and the in-process one as ``memory``."""
+    register("sqlite", SqliteWorkflowStore)
+    register("memory", MemoryWorkflowStore)

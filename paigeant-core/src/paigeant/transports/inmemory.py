@@ -13,6 +13,7 @@ from .base import (
     DEAD_LETTER_REASON_HEADER,
     Delivery,
     Outgoing,
+    QueueStats,
     Transport,
 )
 from .queues import dead_letter_queue
@@ -37,13 +38,15 @@ class _Entry:
 
 
 class _Queue:
-    """Ready entries plus the consumers waiting for one."""
+    """Ready entries plus the consumers waiting for one (and counts for ``stats``)."""
 
-    __slots__ = ("ready", "waiters")
+    __slots__ = ("delayed", "held", "ready", "waiters")
 
     def __init__(self) -> None:
         self.ready: deque[_Entry] = deque()
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.held: set[_Entry] = set()
+        self.delayed = 0
 
     def push(self, entry: _Entry, *, front: bool = False) -> None:
         if front:
@@ -87,10 +90,13 @@ class InMemoryBroker:
             return
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle
+        self.queue(name).delayed += 1
 
         def due() -> None:
             self.timers.discard(handle)
-            self.queue(name).push(entry)
+            queue = self.queue(name)
+            queue.delayed -= 1
+            queue.push(entry)
 
         handle = loop.call_later(delay, due)
         self.timers.add(handle)
@@ -144,6 +150,7 @@ class _InMemoryDelivery(Delivery):
             self._timer = None
         if self._entry.holder is self:
             self._entry.holder = None
+            self._transport._broker.queue(self.queue).held.discard(self._entry)
         self._consumer.release(self)
         self._transport._held.discard(self)
 
@@ -312,6 +319,7 @@ class InMemoryTransport(Transport):
                 continue
             delivery = _InMemoryDelivery(self, queue, entry, consumer)
             entry.holder = delivery
+            state.held.add(entry)
             consumer.held.add(delivery)
             self._held.add(delivery)
             yield delivery
@@ -322,3 +330,23 @@ class InMemoryTransport(Transport):
             for entry in state.ready:
                 entry.done = True
             state.ready.clear()
+
+    async def stats(self, queue: str) -> QueueStats:
+        """Count ``queue``'s ready, leased, delayed and dead-lettered messages."""
+        state = self._broker.queues.get(queue)
+        dead = self._broker.queues.get(dead_letter_queue(queue))
+        if state is None:
+            return QueueStats(ready=0, in_flight=0, delayed=0, dead=_dead(dead))
+        return QueueStats(
+            ready=_live(state), in_flight=len(state.held), delayed=state.delayed, dead=_dead(dead)
+        )
+
+
+def _live(queue: _Queue | None) -> int:
+    """Entries of ``queue`` waiting for a consumer."""
+    return 0 if queue is None else sum(1 for entry in queue.ready if not entry.done)
+
+
+def _dead(queue: _Queue | None) -> int:
+    """Messages in a dead-letter queue: waiting, or being read right now."""
+    return 0 if queue is None else _live(queue) + len(queue.held)
