@@ -91,6 +91,10 @@ class WorkflowStore(ABC):
     def watch(self) -> AsyncIterator[WorkflowRecord]:
         """Yield the record of each workflow that changes, as the changes are committed."""
 
+    def describe(self) -> str:
+        """Where this store keeps its records, for messages (never a password)."""
+        return f"the {self.name or type(self).__name__} workflow store"
+
     async def __aenter__(self) -> WorkflowStore:
         await self.connect()
         return self

@@ -25,6 +25,10 @@ class MemoryWorkflowStore(WorkflowStore):
         self._seen: set[str] = set()
         self._watchers: set[asyncio.Queue[WorkflowRecord]] = set()
 
+    def describe(self) -> str:
+        """``the in-process memory workflow store``."""
+        return "the in-process memory workflow store"
+
     async def connect(self) -> None:
         """Nothing to open."""
 

@@ -84,6 +84,10 @@ class SqliteWorkflowStore(WorkflowStore):
     def __repr__(self) -> str:
         return f"SqliteWorkflowStore({str(self.path)!r})"
 
+    def describe(self) -> str:
+        """``the sqlite workflow store at <path>``."""
+        return f"the sqlite workflow store at {self.path}"
+
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> None:
