@@ -33,23 +33,6 @@ from .security.hmac_signer import HmacSigner
 from .security.identity import IdentityProvider
 from .security.jwt_identity import JwtIdentityProvider
 from .security.signer import Signer
-from .store.base import WorkflowPage, WorkflowStore
-from .store.choice import get_workflow_store
-from .store.dead_letters import DEAD_LETTER_ID_HEADER, DeadLetter, DeadLetters
-from .store.memory import MemoryWorkflowStore
-from .store.monitor import Monitor
-from .store.records import (
-    STATUSES as WORKFLOW_STATUSES,
-)
-from .store.records import (
-    CompensationRecord,
-    RetryRecord,
-    Revision,
-    StepRecord,
-    WorkflowRecord,
-    WorkflowSummary,
-)
-from .store.sqlite import SqliteWorkflowStore
 from .transports.base import (
     DEAD_LETTER_ATTEMPT_HEADER,
     DEAD_LETTER_QUEUE_HEADER,
@@ -72,7 +55,8 @@ from .workflow.messages import (
     Subscription,
 )
 
-if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import)
+if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import,
+    # and workers need none of the store: its models, sqlite3 and threads load on first use)
     from .agents import (
         ActivityExecutor,
         PaigeantAgent,
@@ -80,6 +64,21 @@ if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai 
         WorkflowDependencies,
         create_planner_agent,
     )
+    from .store.base import WorkflowPage, WorkflowStore
+    from .store.choice import get_workflow_store
+    from .store.dead_letters import DEAD_LETTER_ID_HEADER, DeadLetter, DeadLetters
+    from .store.memory import MemoryWorkflowStore
+    from .store.monitor import Monitor
+    from .store.records import STATUSES as WORKFLOW_STATUSES
+    from .store.records import (
+        CompensationRecord,
+        RetryRecord,
+        Revision,
+        StepRecord,
+        WorkflowRecord,
+        WorkflowSummary,
+    )
+    from .store.sqlite import SqliteWorkflowStore
 
 try:
     __version__ = version("paigeant-core")
@@ -161,20 +160,37 @@ __all__ = [
     "monitor_queue",
 ]
 
-#: Names loaded on first use, so ``import paigeant`` does not import pydantic-ai.
+#: Names loaded on first use, so ``import paigeant`` imports neither pydantic-ai nor the store.
 _LAZY: dict[str, str] = {
     "ActivityExecutor": ".agents",
     "PaigeantAgent": ".agents",
     "PlannerAgentDeps": ".agents",
     "WorkflowDependencies": ".agents",
     "create_planner_agent": ".agents",
+    "CompensationRecord": ".store.records",
+    "DEAD_LETTER_ID_HEADER": ".store.dead_letters",
+    "DeadLetter": ".store.dead_letters",
+    "DeadLetters": ".store.dead_letters",
+    "MemoryWorkflowStore": ".store.memory",
+    "Monitor": ".store.monitor",
+    "RetryRecord": ".store.records",
+    "Revision": ".store.records",
+    "SqliteWorkflowStore": ".store.sqlite",
+    "StepRecord": ".store.records",
+    "WORKFLOW_STATUSES": ".store.records:STATUSES",
+    "WorkflowPage": ".store.base",
+    "WorkflowRecord": ".store.records",
+    "WorkflowStore": ".store.base",
+    "WorkflowSummary": ".store.records",
+    "get_workflow_store": ".store.choice",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'paigeant' has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
+    module, _, attribute = target.partition(":")
+    value = getattr(import_module(module, __name__), attribute or name)
     globals()[name] = value
     return value

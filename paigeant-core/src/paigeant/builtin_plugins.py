@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .hookspecs import Register, hookimpl
 from .security.ed25519_signer import Ed25519Signer
 from .security.hmac_signer import HmacSigner
 from .security.jwt_identity import JwtIdentityProvider
-from .store.memory import MemoryWorkflowStore
-from .store.sqlite import SqliteWorkflowStore
 from .transports.inmemory import InMemoryTransport
 
 __all__ = [
@@ -37,8 +37,22 @@ def register_identity_providers(register: Register) -> None:
     register("jwt", JwtIdentityProvider)
 
 
+def _sqlite_store(**options: Any) -> Any:
+    """A SqliteWorkflowStore (imported on first use: workers never need it)."""
+    from .store.sqlite import SqliteWorkflowStore
+
+    return SqliteWorkflowStore(**options)
+
+
+def _memory_store(**options: Any) -> Any:
+    """A MemoryWorkflowStore."""
+    from .store.memory import MemoryWorkflowStore
+
+    return MemoryWorkflowStore(**options)
+
+
 @hookimpl
 def register_workflow_stores(register: Register) -> None:
     """Register the embedded sqlite store as ``sqlite`` and the in-process one as ``memory``."""
-    register("sqlite", SqliteWorkflowStore)
-    register("memory", MemoryWorkflowStore)
+    register("sqlite", _sqlite_store)
+    register("memory", _memory_store)

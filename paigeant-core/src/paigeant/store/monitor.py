@@ -89,7 +89,8 @@ class Monitor:
         pump = asyncio.ensure_future(self._pump(inbox))
         stop = asyncio.ensure_future(self._stop.wait())
         self.ready.set()
-        logger.info("monitor recording %s into %r", self.queue, self.store)
+        logger.info("monitor recording %s into %s", self.queue, self.store.describe())
+        committing: asyncio.Future[None] | None = None
         try:
             while not self._stop.is_set():
                 take = asyncio.ensure_future(inbox.get())
@@ -100,12 +101,24 @@ class Monitor:
                         await take
                     if pump.done():
                         pump.result()  # the transport disconnected (or consuming failed)
-                        return
+                        break
                     continue
                 batch = [take.result()]
                 while len(batch) < self.batch_size and not inbox.empty():
                     batch.append(inbox.get_nowait())
-                await self._handle(batch)
+                # Verify and parse this batch while the previous one commits; one commit at a time.
+                events, accepted = await self._open_all(batch)
+                if committing is not None:
+                    await committing
+                    committing = None
+                if events:
+                    committing = asyncio.ensure_future(self._commit(events, accepted))
+            if committing is not None:  # stopped: the batch in hand still commits
+                await committing
+        except asyncio.CancelledError:
+            if committing is not None:  # killed: nothing more is acked; it all comes back
+                committing.cancel()
+            raise
         finally:
             self.ready.clear()
             stop.cancel()
@@ -122,7 +135,9 @@ class Monitor:
         async for delivery in self.transport.consume(self.queue, prefetch=prefetch):
             inbox.put_nowait(delivery)
 
-    async def _handle(self, batch: Sequence[Delivery]) -> None:
+    async def _open_all(
+        self, batch: Sequence[Delivery]
+    ) -> tuple[list[WorkflowEvent], list[Delivery]]:
         events: list[WorkflowEvent] = []
         accepted: list[Delivery] = []
         for delivery in batch:
@@ -130,8 +145,7 @@ class Monitor:
             if event is not None:
                 events.append(event)
                 accepted.append(delivery)
-        if events:
-            await self._commit(events, accepted)
+        return events, accepted
 
     async def _open(self, delivery: Delivery) -> WorkflowEvent | None:
         """The verified event of ``delivery``, or None after dead-lettering it with a reason."""

@@ -120,14 +120,21 @@ class _Consumer:
 
 
 class _InMemoryDelivery(Delivery):
-    __slots__ = ("_consumer", "_entry", "_timer", "_transport")
+    __slots__ = ("_consumer", "_entry", "_holding", "_timer", "_transport")
 
     def __init__(
-        self, transport: InMemoryTransport, queue: str, entry: _Entry, consumer: _Consumer
+        self,
+        transport: InMemoryTransport,
+        queue: str,
+        entry: _Entry,
+        consumer: _Consumer,
+        holding: set[_Entry],
     ) -> None:
         self._transport = transport
         self._entry = entry
         self._consumer = consumer
+        self._holding = holding  # the queue's leased entries, for stats()
+        holding.add(entry)
         self.queue = queue
         self.body = entry.body
         self.message_id = entry.message_id
@@ -150,7 +157,7 @@ class _InMemoryDelivery(Delivery):
             self._timer = None
         if self._entry.holder is self:
             self._entry.holder = None
-            self._transport._broker.queue(self.queue).held.discard(self._entry)
+            self._holding.discard(self._entry)
         self._consumer.release(self)
         self._transport._held.discard(self)
 
@@ -317,9 +324,8 @@ class InMemoryTransport(Transport):
                     f"(max_deliveries={self.max_deliveries})",
                 )
                 continue
-            delivery = _InMemoryDelivery(self, queue, entry, consumer)
+            delivery = _InMemoryDelivery(self, queue, entry, consumer, state.held)
             entry.holder = delivery
-            state.held.add(entry)
             consumer.held.add(delivery)
             self._held.add(delivery)
             yield delivery
