@@ -209,6 +209,7 @@ def test_a_monitor_killed_mid_batch_loses_nothing(
 ) -> None:
     import asyncio
     import signal
+    import sqlite3
 
     from paigeant import EventType, SqliteWorkflowStore, get_transport, monitor_queue
     from paigeant.security.hmac_signer import HmacSigner
@@ -216,7 +217,7 @@ def test_a_monitor_killed_mid_batch_loses_nothing(
     from paigeant.workflow.codec import canonical_json
     from paigeant.workflow.wire import Wire
 
-    workflows = [WorkflowEvents() for _ in range(600)]
+    workflows = [WorkflowEvents() for _ in range(3000)]
     events = []
     for w in workflows:
         events += [w.dispatched(["a"]), w.started(0, "a"), w.completed(0, "a", {"n": 1})]
@@ -248,15 +249,26 @@ def test_a_monitor_killed_mid_batch_loses_nothing(
                 total += 0 if record is None else record.events
             return counts["completed"], total
 
+    def committed_workflows() -> int:
+        """Workflows in the store file right now (read directly: polled every few ms)."""
+        try:
+            with sqlite3.connect(f"file:{store_url}?mode=ro", uri=True) as db:
+                return int(db.execute("SELECT count(*) FROM workflows").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
     asyncio.run(publish())
     env = {**os.environ, **redis_env, "PAIGEANT_STORE_URL": store_url, "PYTHONUNBUFFERED": "1"}
     processes = Processes(env, tmp_path)
     try:
         first = processes.start("monitor", "--batch-size", "50", ready="paigeant-monitor-ready")
-        eventually(lambda: asyncio.run(recorded())[0] > 0, "the first batches")
+        deadline = time.monotonic() + 60
+        while committed_workflows() == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        partly = asyncio.run(recorded())[0]
+        partly = committed_workflows()
+        print(f"\nmonitor SIGKILLed with {partly} of {len(workflows)} workflows recorded")
         assert partly < len(workflows), "the monitor finished before it was killed"
         processes.start("monitor", "-o", "visibility_timeout=1", ready="paigeant-monitor-ready")
         eventually(lambda: asyncio.run(recorded())[0] == len(workflows), "every workflow", 120)
