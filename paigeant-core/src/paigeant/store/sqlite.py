@@ -208,18 +208,20 @@ class SqliteWorkflowStore(WorkflowStore):
             change,
             record.summary().model_dump_json(),
             record.model_dump_json(),
+            record.trace_id,
         )
         if found is None:
             (seq,) = db.execute(
-                "INSERT INTO workflows (status, change_seq, summary, record, correlation_id) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+                "INSERT INTO workflows "
+                "(status, change_seq, summary, record, trace_id, correlation_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
                 (*values, cid),
             ).fetchone()
         else:
             seq = found[0]
             db.execute(
-                "UPDATE workflows SET status = ?, change_seq = ?, summary = ?, record = ? "
-                "WHERE seq = ?",
+                "UPDATE workflows SET status = ?, change_seq = ?, summary = ?, record = ?, "
+                "trace_id = ? WHERE seq = ?",
                 (*values, seq),
             )
         db.executemany(
@@ -235,6 +237,15 @@ class SqliteWorkflowStore(WorkflowStore):
             self._fetchone,
             "SELECT record FROM workflows WHERE correlation_id = ?",
             (correlation_id,),
+        )
+        return None if row is None else WorkflowRecord.model_validate_json(row[0])
+
+    async def get_by_trace(self, trace_id: str) -> WorkflowRecord | None:
+        """The newest record with ``trace_id``, or None."""
+        row = await self._run(
+            self._fetchone,
+            "SELECT record FROM workflows WHERE trace_id = ? ORDER BY seq DESC LIMIT 1",
+            (trace_id,),
         )
         return None if row is None else WorkflowRecord.model_validate_json(row[0])
 
