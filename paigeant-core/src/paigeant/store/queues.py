@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..transports.base import QueueStats, Transport
-from ..transports.queues import activity_queue, compensate_queue, monitor_queue
+from ..transports.queues import (
+    ACTIVITY_NAME_PATTERN,
+    activity_queue,
+    compensate_queue,
+    monitor_queue,
+)
 from .base import WorkflowStore
 
 __all__ = ["holds_messages", "known_queues", "queue_overview", "queue_stats"]
@@ -19,6 +24,8 @@ async def known_queues(store: WorkflowStore) -> dict[str, bool]:
     """Every queue the store's workflows use (True: a compensation queue), and the monitor's."""
     known = {monitor_queue(): False}
     for name in await store.activities():
+        if not ACTIVITY_NAME_PATTERN.fullmatch(name):
+            continue  # a name no queue can have (an event that named no activity: "?")
         known[activity_queue(name)] = False
         known[compensate_queue(name)] = True
     return known
