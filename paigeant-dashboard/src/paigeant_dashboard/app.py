@@ -51,12 +51,14 @@ def create_app(
     *,
     settings: DashboardSettings | None = None,
     transport_note: str | None = None,
+    owns_transport: bool = False,
 ) -> Starlette:
     """The dashboard over ``store``; with ``transport``, its queues and dead letters too.
 
     The app connects the store when it starts (and keeps retrying while it is unreachable,
     showing why on every page) and closes it when it stops. ``transport`` is connected on
-    first use of the queues pages; without one, those pages say ``transport_note``.
+    first use of the queues pages (and disconnected when the app stops if ``owns_transport``);
+    without one, those pages say ``transport_note``.
     """
     chosen = settings or DashboardSettings.load()
     dashboard = Dashboard(
@@ -66,6 +68,7 @@ def create_app(
         or "No transport was given to the dashboard, so it cannot show queues.",
         settings=chosen,
         env=make_environment(),
+        owns_transport=owns_transport,
     )
 
     @contextlib.asynccontextmanager

@@ -38,8 +38,13 @@ class Dashboard:
         transport_note: str | None,
         settings: DashboardSettings,
         env: jinja2.Environment,
+        owns_transport: bool = False,
     ) -> None:
-        """Serve ``store`` (and ``transport``'s queues, when given) with ``settings``."""
+        """Serve ``store`` (and ``transport``'s queues, when given) with ``settings``.
+
+        With ``owns_transport`` the transport is disconnected when the app stops (it is
+        connected on first use either way; ``connect()`` is idempotent).
+        """
         self.settings = settings
         self.hub = Hub()
         self.feed = StoreFeed(store, self.hub)
@@ -48,7 +53,7 @@ class Dashboard:
         self.env = env
         self._transport_ready = False
         self._transport_lock = asyncio.Lock()
-        self._owns_transport_connection = False
+        self._owns_transport = owns_transport
 
     def store(self) -> WorkflowStore:
         """The connected store, or StoreDownError (rendered as an error page)."""
@@ -67,14 +72,13 @@ class Dashboard:
                         f"cannot reach the {type(self.transport).__name__}: {exc}"
                     ) from None
                 self._transport_ready = True
-                self._owns_transport_connection = True
         return self.transport
 
     async def close(self) -> None:
-        """Stop watching, close the store and the transport connection this dashboard opened."""
+        """Stop watching, close the store (and the transport, when the app owns it)."""
         self.hub.close()
         await self.feed.stop()
-        if self._owns_transport_connection and self.transport is not None:
+        if self._owns_transport and self._transport_ready and self.transport is not None:
             await self.transport.disconnect()
 
     # -- links and pages ---------------------------------------------------------------------

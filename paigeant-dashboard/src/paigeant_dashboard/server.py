@@ -96,7 +96,9 @@ def serve(
     warning: the dashboard then answers to the network (set PAIGEANT_DASHBOARD_TOKEN).
     """
     chosen = settings or DashboardSettings.load(bind_host=host)
-    app = create_app(store, transport, settings=chosen, transport_note=transport_note)
+    app = create_app(
+        store, transport, settings=chosen, transport_note=transport_note, owns_transport=True
+    )
     sock = bind_socket(host, port)
     if not is_loopback(host):
         logger.warning(

@@ -133,6 +133,8 @@ def _step_lane(step: StepRecord, scale: _Scale, end: datetime) -> Lane:
     if step.status == "retrying" or begin > end:
         return lane  # the next attempt has not started
     finish = step.finished_at or end
+    if step.finished_at is not None and step.duration is not None:  # the attempt's own time
+        begin = max(begin, step.finished_at - timedelta(seconds=step.duration))
     kind = {"completed": "ok", "faulted": "failed"}.get(step.status, "running")
     last = step.attempts or 1
     lane.segments.append(
