@@ -86,7 +86,7 @@ class World:
     """Workers and a monitor on one in-memory transport, recording into a sqlite file."""
 
     def __init__(self, directory: Path) -> None:
-        self.path = directory / f"world-{uuid.uuid4().hex[:8]}.db"
+        self.path = directory / "paigeant.db"
         self.signer = HmacSigner(SIGNING_KEY.encode(), key_id="tests")
         self.transport = InMemoryTransport(max_deliveries=2)
         self.store = SqliteWorkflowStore(url=str(self.path))
@@ -248,13 +248,15 @@ def three_steps(
 
 
 @contextlib.asynccontextmanager
-async def served(app: Starlette) -> AsyncIterator[str]:
+async def served(app: Starlette, root_path: str = "") -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn in this event loop on a kernel-chosen port; yield its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     started = asyncio.Event()
-    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, log_config=None, lifespan="on", timeout_graceful_shutdown=5, root_path=root_path
+    )
     server = DashboardServer(config, app.state.dashboard.hub, on_started=started.set)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:

@@ -46,7 +46,7 @@ INJECTED = (
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """A few finished workflows of every kind, and one that keeps running."""
-    async with World(tmp_path_factory.mktemp("world")) as world:
+    async with World(tmp_path_factory.mktemp("paigeant-home")) as world:
         world.first = (
             await world.run(
                 [
@@ -306,6 +306,7 @@ async def test_no_token_or_key_is_in_any_page(tab: Tab, base_url: str, world: Wo
     cid = await world.dispatch([ActivitySpec(name="ledger")], obo_token=OBO_TOKEN)
     queue = activity_queue("ledger")
     await world.until_dead_lettered(queue)
+    await world.until_recorded(cid, lambda record: record.dispatched_at is not None)
     pages = [f"/workflows/{cid}", f"/workflows/{world.first}", "/workflows", "/queues"]
     pages += [f"/queues/{queue}/dead-letters", f"/queues/{queue}/redrive?all=1"]
     seen = []
@@ -361,7 +362,7 @@ async def test_redrive_from_the_page_completes_dead_lettered_workflows(
     done = await world.monitor.wait_recorded(first, timeout=15)
     assert done.status == "completed" and done.steps[1].output == "booked after the redrive"
     await expect(letters).to_have_count(already + 1)
-    assert (await world.store.get(second)) is not None
+    await world.until_recorded(second, lambda record: record.status == "running")
 
     await tab.page.locator("a", has_text="Redrive all…").click()
     await expect(tab.page.locator("h1")).to_contain_text(f"Redrive all {already + 1} dead letter")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """Two finished workflows."""
-    async with World(tmp_path_factory.mktemp("world")) as world:
+    async with World(tmp_path_factory.mktemp("paigeant-home")) as world:
         world.first = (await world.run(three_steps())).correlation_id
         await world.run(three_steps(text="another"))
         yield world

@@ -139,3 +139,6 @@ def test_listening_beyond_loopback_warns(
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "listens on 0.0.0.0, not only on loopback" in warning
     assert ("set PAIGEANT_DASHBOARD_TOKEN" in warning) is (token is None)
+    told: list[str] = []  # what `paigeant dashboard` prints on stderr, whatever the log level
+    server.serve(MemoryWorkflowStore(), host="::", warn=told.append)
+    assert told == [warning.replace("0.0.0.0", "::")] if token is None else len(told) == 1

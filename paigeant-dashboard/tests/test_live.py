@@ -159,3 +159,20 @@ async def test_stopping_the_server_with_open_streams_is_quick() -> None:
         assert time.monotonic() - started < 3
         for stream in streams:
             await stream.__aexit__(None, None, None)
+
+
+async def test_under_a_sub_path_with_either_proxy_style() -> None:
+    store = MemoryWorkflowStore()
+    w = WorkflowEvents()
+    await store.record(w.dispatched(["x"]))
+    app = create_app(store, settings=DashboardSettings(root_path="/paigeant"))
+    async with served(app, root_path="/paigeant") as url, httpx.AsyncClient(timeout=10) as client:
+        for path in ("/workflows", "/paigeant/workflows"):  # prefix stripped by the proxy, or not
+            page = await client.get(url + path, headers={"accept": "text/html"})
+            assert page.status_code == 200, path
+            assert f'href="/paigeant/workflows/{w.correlation_id}"' in page.text
+            assert 'href="/paigeant/static/dashboard.css"' in page.text
+        for path in ("/static/dashboard.js", "/paigeant/static/dashboard.js"):
+            assert (await client.get(url + path)).status_code == 200, path
+        home = await client.get(url + "/")
+        assert home.headers["location"] == "/paigeant/workflows"

@@ -57,6 +57,7 @@ def test_a_specific_bind_address_is_an_allowed_host() -> None:
         ("PAIGEANT_DASHBOARD_TOKEN", "short", "too short: use at least 16 characters"),
         ("PAIGEANT_DASHBOARD_ROOT_PATH", "no-slash", "root path must look like /paigeant"),
         ("PAIGEANT_DASHBOARD_ROOT_PATH", "/a b", "root path must look like /paigeant"),
+        ("PAIGEANT_DASHBOARD_ROOT_PATH", "/workflows", "starts like one of its own pages"),
         ("PAIGEANT_DASHBOARD_TRACE_URL", "javascript:alert(1)//{trace_id}", "http(s) URL"),
         ("PAIGEANT_DASHBOARD_TRACE_URL", "https://t.example/", "containing {trace_id}"),
         ("PAIGEANT_DASHBOARD_PAGE_SIZE", "many", "PAIGEANT_DASHBOARD_PAGE_SIZE must be an integer"),

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paigeant import PaigeantError, Transport, WorkflowStore
 
@@ -95,6 +96,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
+            Middleware(_EitherProxyStyle),
             Middleware(HostCheck, allowed_hosts=chosen.allowed_hosts),
             Middleware(SecurityHeaders),
             Middleware(
@@ -119,6 +121,25 @@ def create_app(
     )
     app.state.dashboard = dashboard
     return app
+
+
+class _EitherProxyStyle:
+    """Serve a sub-path whether the proxy strips it (``/x`` arrives) or not (``/sub/x`` does).
+
+    uvicorn puts ``root_path`` in front of every path it receives, so a proxy that forwards the
+    prefix unchanged would otherwise give ``/sub/sub/x``: that one prefix too many is removed.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        if root and scope["type"] == "http" and scope["path"].startswith(root + root + "/"):
+            scope = {**scope, "path": scope["path"][len(root) :]}
+            if "raw_path" in scope and scope["raw_path"] is not None:
+                scope["raw_path"] = scope["raw_path"][len(root.encode()) :]
+        await self.app(scope, receive, send)
 
 
 def _error_page(

@@ -121,8 +121,14 @@ def path_segment(value: str) -> str:
 
 
 def summary_row(item: WorkflowSummary, href: str) -> dict[str, Any]:
-    """What the workflows table shows of ``item``, as plain text, for the template and live JSON."""
-    finished = item.finished_at or item.updated_at
+    """What the workflows table shows of ``item``, as plain text, for the template and live JSON.
+
+    A workflow still running has run until now; any other until its last event.
+    """
+    active = item.finished_at is None and item.status in ("running", "compensating")
+    finished = item.finished_at or (
+        max(datetime.now(UTC), item.updated_at) if active else item.updated_at
+    )
     return {
         "correlation_id": item.correlation_id,
         "href": href,

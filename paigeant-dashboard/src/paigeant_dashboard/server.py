@@ -89,11 +89,12 @@ def serve(
     transport_note: str | None = None,
     log_level: str = "info",
     ready: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the dashboard on ``host``:``port`` until SIGINT or SIGTERM.
 
-    ``ready(url)`` is called once it listens. Binding anything but loopback is logged as a
-    warning: the dashboard then answers to the network (set PAIGEANT_DASHBOARD_TOKEN).
+    ``ready(url)`` is called once it listens. Binding anything but loopback gives a warning
+    (to ``warn``, else the log): the dashboard then answers to the network.
     """
     chosen = settings or DashboardSettings.load(bind_host=host)
     app = create_app(
@@ -101,12 +102,12 @@ def serve(
     )
     sock = bind_socket(host, port)
     if not is_loopback(host):
-        logger.warning(
-            "the dashboard listens on %s, not only on loopback: anyone who can reach it sees "
-            "your workflows%s",
-            host,
-            "" if chosen.token else " (set PAIGEANT_DASHBOARD_TOKEN to require a token)",
+        message = (
+            f"the dashboard listens on {host}, not only on loopback: anyone who can reach it "
+            "sees your workflows"
+            + ("" if chosen.token else " (set PAIGEANT_DASHBOARD_TOKEN to require a token)")
         )
+        (warn or logger.warning)(message)
     config = uvicorn.Config(
         app,
         log_level=log_level,

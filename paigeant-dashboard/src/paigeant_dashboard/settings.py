@@ -16,6 +16,8 @@ LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 
 _TRACE_ID = "{trace_id}"
 _ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+#: The dashboard's own first path segments, which a root path must not start with.
+_OWN_PAGES = frozenset({"workflows", "traces", "queues", "events", "login", "logout", "static"})
 
 
 def _env(name: str) -> str | None:
@@ -61,6 +63,11 @@ class DashboardSettings:
             raise ConfigurationError(
                 "PAIGEANT_DASHBOARD_TOKEN is too short: use at least 16 characters, e.g. "
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        if self.root_path.strip("/").split("/")[0] in _OWN_PAGES:
+            raise ConfigurationError(
+                f"the dashboard's root path {self.root_path!r} starts like one of its own pages "
+                "(/workflows, /queues...): choose another, e.g. /paigeant"
             )
         if self.root_path and not _ROOT_PATH.fullmatch(self.root_path):
             raise ConfigurationError(

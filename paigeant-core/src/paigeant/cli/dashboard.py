@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..errors import ConfigurationError
 from ..settings import env_int, env_str
@@ -16,6 +17,7 @@ from ._shared import (
     TransportOption,
     TransportOptions,
     configure_logging,
+    err_console,
     fail,
     make_store,
     make_transport,
@@ -95,6 +97,9 @@ def dashboard(
     def ready(url: str) -> None:
         print(f"Dashboard running at {url} (Ctrl-C to stop)", flush=True)
 
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
     try:
         serve(
             opened,
@@ -105,6 +110,7 @@ def dashboard(
             transport_note=None if crosses else _IN_MEMORY_NOTE,
             log_level=log_level.lower(),
             ready=ready,
+            warn=warn,
         )
     except OSError as exc:
         fail(f"cannot listen on {chosen_host}:{chosen_port}: {exc} (choose another with --port)")
