@@ -126,7 +126,8 @@ async def test_the_login_form_sets_an_httponly_lax_session_cookie(app: object) -
 
 
 @pytest.mark.parametrize(
-    "target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "evil", ""]
+    "target",
+    ["//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "evil", ""],
 )
 async def test_login_never_redirects_off_the_site(app: object, target: str) -> None:
     async with running(app) as client:

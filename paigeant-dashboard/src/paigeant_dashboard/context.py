@@ -101,7 +101,6 @@ class Dashboard:
         context.setdefault("nav", "")
         has_session = "session" in request.scope  # not for errors caught outside the middleware
         html = self.env.get_template(template).render(
-            request=request,
             url=lambda name, query=None, **params: self.url(request, name, query, **params),
             static=lambda name: f"{request.scope.get('root_path', '')}/static/{name}",
             csrf_token=csrf_token(request) if has_session else "",

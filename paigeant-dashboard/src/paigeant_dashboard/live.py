@@ -32,8 +32,7 @@ def sse_event(name: str, data: Any) -> bytes:
 class Subscription:
     """One stream's view of the hub: batches of changed records, newest version of each."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self) -> None:
         self._queue: asyncio.Queue[WorkflowRecord | None] = asyncio.Queue(_BACKLOG)
         #: Set when changes were dropped because this stream fell behind: the page must reload.
         self.overflowed = False
@@ -99,7 +98,7 @@ class Hub:
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         """``with hub.subscribe() as subscription:`` receives changes until the block ends."""
-        subscription = Subscription(self)
+        subscription = Subscription()
         if self.closed:
             subscription.closed = True
         self._subscriptions.add(subscription)

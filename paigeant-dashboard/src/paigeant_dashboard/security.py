@@ -192,4 +192,6 @@ def safe_next(target: str | None, default: str) -> str:
     """``target`` when it is a path on this site (no open redirect), else ``default``."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):  # browsers drop tabs...
+        return default
     return target

@@ -96,7 +96,11 @@
   });
   source.addEventListener("error", () => {
     dropped = true;
-    setLive("reconnecting…", "off");
+    if (source.readyState === EventSource.CLOSED) {
+      setLive("disconnected (reload the page)", "off"); // the server refused the stream
+    } else {
+      setLive("reconnecting…", "off");
+    }
   });
   source.addEventListener("reload", () => window.location.reload());
   if (live.dataset.mode === "workflow") {

@@ -20,6 +20,7 @@ from paigeant import (
     DeadLetters,
     QueueStats,
     dead_letter_queue,
+    holds_messages,
     known_queues,
     queue_overview,
     queue_stats,
@@ -71,9 +72,7 @@ async def _known_queue(dashboard: Dashboard, queue: str) -> QueueStats | None:
     """The stats of ``queue``; 404 when no recorded workflow uses it and it holds nothing."""
     transport = await dashboard.queue_transport()
     stats = await queue_stats(transport, queue)
-    known = await known_queues(dashboard.store())
-    empty = stats is None or not any((stats.ready, stats.in_flight, stats.delayed, stats.dead))
-    if queue not in known and empty:
+    if queue not in await known_queues(dashboard.store()) and not holds_messages(stats):
         raise HTTPException(
             404, f"unknown queue {queue!r}: no recorded workflow uses it and it holds nothing"
         )
