@@ -94,6 +94,7 @@ class World:
         #: Correlation ids a test module's setup wants to remember.
         self.first = ""
         self.running = ""
+        self.faulted = ""
         self._tasks: list[asyncio.Future[None]] = []
         self.worker = Worker(
             self.transport,

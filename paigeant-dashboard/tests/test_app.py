@@ -288,3 +288,24 @@ async def test_behind_a_proxy_under_a_sub_path_every_link_keeps_it(
         assert f'href="/ops/paigeant/workflows/{first}"' in page.text
         css = await client.get("/ops/paigeant/static/dashboard.css")
         assert css.status_code == 200 and "--accent" in css.text
+
+
+async def test_revisions_pending_steps_retries_and_termination_are_shown() -> None:
+    store = MemoryWorkflowStore()
+    w = WorkflowEvents()
+    events = [w.dispatched(["plan", "finish"]), w.started(0, "plan"), w.retried(0, "plan", 1)]
+    events += [w.started(0, "plan", 2), w.completed(0, "plan", {"steps": 2}, attempt=2)]
+    events += [w.revised(0, "plan", ["extra", "extra"]), w.completed(1, "extra", "one")]
+    events.append(w.finished(EventType.WORKFLOW_TERMINATED, 2, reason="nothing left to do"))
+    await store.record_many(events)
+    app = create_app(store, settings=DashboardSettings())
+    async with running(app) as client:
+        page = (await client.get(f"/workflows/{w.correlation_id}", headers=HTML)).text
+    assert 'class="badge status-terminated"' in page
+    assert "<h2>Reason</h2><p>nothing left to do</p>" in page
+    assert "After <strong>plan</strong> (step 1) added" in page
+    assert page.count('<span class="badge small status-pending">extra</span>') == 3  # 2 + pending
+    assert "As revised: plan → extra → extra → finish" in page
+    assert "Not started yet:" in page and ">finish</span>" in page
+    assert 'attempt 1 failed</span> <span class="error-text">RuntimeError: boom</span>' in page
+    assert "2 attempts" in page

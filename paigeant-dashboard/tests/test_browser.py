@@ -63,7 +63,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             )
         ).correlation_id
         await world.run(three_steps(text="short"))
-        await world.run(
+        faulted = await world.run(
             [
                 ActivitySpec(name="reserve"),
                 ActivitySpec(
@@ -71,6 +71,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 ),
             ]
         )
+        world.faulted = faulted.correlation_id
         await world.run(three_steps(output=["done", 2]))
         world.running = await world.dispatch(
             [ActivitySpec(name="fetch"), ActivitySpec(name="wait"), ActivitySpec(name="write")]
@@ -230,6 +231,27 @@ async def test_the_workflow_page_shows_every_step_on_a_timeline(
     await expect(tab.page.locator("h1 code")).to_have_text(world.first)
     assert tab.page.url == f"{base_url}/workflows/{world.first}"
     assert tab.errors == [] and tab.dialogs == []
+
+
+async def test_a_faulted_workflow_shows_its_error_and_compensation(
+    tab: Tab, base_url: str, world: World
+) -> None:
+    from playwright.async_api import expect
+
+    await tab.page.goto(f"{base_url}/workflows/{world.faulted}")
+    await expect(tab.page.locator("h1 .badge")).to_have_text("faulted")
+    error = "NonRetryableError: card declined: insufficient funds"
+    await expect(tab.page.locator(".problem pre")).to_have_text(error)
+    await expect(tab.page.locator("article.step").nth(1).locator("pre.error-text")).to_have_text(
+        error
+    )
+    compensations = tab.page.locator("section", has_text="Compensations").locator("tbody tr")
+    await expect(compensations).to_have_count(1)
+    await expect(compensations.first).to_contain_text("reserve")
+    await expect(compensations.first.locator(".badge")).to_have_text("compensated")
+    lanes = tab.page.locator(".lane-label")
+    await expect(lanes).to_have_text(["1. reserve", "2. charge", "↩ reserve"])
+    await expect(tab.page.locator(".lane").nth(2).locator("rect.mark-compensated")).to_have_count(1)
 
 
 async def test_a_running_workflow_page_says_when_it_changed(
