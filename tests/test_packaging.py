@@ -27,6 +27,10 @@ from importlib.resources import files
 assert files('paigeant').joinpath('py.typed').is_file()
 import importlib.util
 assert importlib.util.find_spec('pytest_paigeant'), 'the pytest plugin module is not in the wheel'
+import paigeant_dashboard
+dashboard = files('paigeant_dashboard')
+for name in ('py.typed', 'templates/workflows.html', 'static/dashboard.js', 'static/dashboard.css'):
+    assert dashboard.joinpath(name).is_file(), name
 print(paigeant.__version__)
 """
 
@@ -46,6 +50,7 @@ def test_wheels_install_and_import_in_a_fresh_virtualenv(tmp_path: Path) -> None
     names = [w.name for w in wheels]
     assert any(n.startswith("paigeant_core-") for n in names), names
     assert any(n.startswith("paigeant-0") for n in names), names
+    assert any(n.startswith("paigeant_dashboard-") for n in names), names
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

@@ -17,11 +17,13 @@ from paigeant import (
     PluginNotFoundError,
     SqliteWorkflowStore,
     StoreUnavailableError,
+    WorkflowRecord,
     get_workflow_store,
     plugins,
 )
 from paigeant.errors import ConfigurationError
 from paigeant.settings import paigeant_home
+from paigeant.store._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION
 from paigeant.store.sqlite import default_sqlite_path
 from paigeant.testing import WorkflowEvents
 
@@ -95,11 +97,31 @@ async def test_the_schema_is_versioned_and_a_newer_one_refused(tmp_path: Path) -
     async with SqliteWorkflowStore(url=str(path)):
         pass
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         db.execute("PRAGMA user_version = 7")
     with pytest.raises(StoreUnavailableError, match="schema version 7, newer than this paigeant"):
         await SqliteWorkflowStore(url=str(path)).connect()
+
+
+async def test_a_version_1_store_is_migrated_and_keeps_its_workflows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    w = WorkflowEvents()
+    old = WorkflowRecord.from_event(w.dispatched(["a"])).model_dump(exclude={"trace_id"})
+    with sqlite3.connect(path) as db:  # what paigeant with schema version 1 left behind
+        db.executescript(_MIGRATIONS[0])
+        db.execute(
+            "INSERT INTO workflows (correlation_id, status, change_seq, summary, record) "
+            "VALUES (?, 'running', 1, ?, ?)",
+            (w.correlation_id, "{}", WorkflowRecord.model_validate(old).model_dump_json()),
+        )
+        db.execute("PRAGMA user_version = 1")
+    async with SqliteWorkflowStore(url=str(path)) as store:
+        record = await store.get(w.correlation_id)
+        assert record is not None and record.trace_id is None
+        await store.record(w.completed(0, "a"))
+        found = await store.get_by_trace(w.trace_id)
+        assert found is not None and found.correlation_id == w.correlation_id
 
 
 async def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from paigeant import EventType, StoreUnavailableError, WorkflowRecord, get_workflow_store
 from paigeant.testing import WorkflowEvents
 from paigeant_postgres import SCHEMA_VERSION, PostgresWorkflowStore
+from paigeant_postgres._schema import _MIGRATIONS
 
 from .conftest import drop_schema
 
@@ -70,6 +71,31 @@ async def test_concurrent_connects_migrate_once(postgres_url: str, fresh_schema:
         assert [row[0] for row in await cursor.fetchall()] == list(range(1, SCHEMA_VERSION + 1))
     for store in stores:
         await store.close()
+
+
+async def test_a_version_1_schema_is_migrated_and_keeps_its_workflows(
+    postgres_url: str, fresh_schema: str
+) -> None:
+    w = WorkflowEvents()
+    old = WorkflowRecord.from_event(w.dispatched(["a"])).model_dump_json(exclude={"trace_id"})
+    quoted = f'"{fresh_schema}"'
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+        await db.execute(f"CREATE SCHEMA {quoted}")
+        for statement in _MIGRATIONS[0]:  # what paigeant-postgres with schema version 1 made
+            await db.execute(statement.format(s=quoted))
+        await db.execute(f"CREATE TABLE {quoted}.schema_version (version INTEGER NOT NULL)")
+        await db.execute(f"INSERT INTO {quoted}.schema_version VALUES (1)")
+        await db.execute(
+            f"INSERT INTO {quoted}.workflows (correlation_id, status, change_seq, summary, record) "
+            "VALUES (%s, 'running', 1, '{}', %s)",
+            (w.correlation_id, old),
+        )
+    async with PostgresWorkflowStore(url=postgres_url, schema=fresh_schema) as store:
+        record = await store.get(w.correlation_id)
+        assert record is not None and record.trace_id is None
+        await store.record(w.completed(0, "a"))
+        found = await store.get_by_trace(w.trace_id)
+        assert found is not None and found.correlation_id == w.correlation_id
 
 
 async def test_a_schema_from_a_newer_version_is_refused(

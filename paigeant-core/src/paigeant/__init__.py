@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai 
     from .store.dead_letters import DEAD_LETTER_ID_HEADER, DeadLetter, DeadLetters
     from .store.memory import MemoryWorkflowStore
     from .store.monitor import Monitor
+    from .store.queues import holds_messages, known_queues, queue_overview, queue_stats
     from .store.records import STATUSES as WORKFLOW_STATUSES
     from .store.records import (
         CompensationRecord,
@@ -158,8 +159,12 @@ __all__ = [
     "get_signer",
     "get_transport",
     "get_workflow_store",
+    "holds_messages",
     "hookimpl",
+    "known_queues",
     "monitor_queue",
+    "queue_overview",
+    "queue_stats",
 ]
 
 #: Names loaded on first use, so ``import paigeant`` imports neither pydantic-ai nor the store.
@@ -185,6 +190,10 @@ _LAZY: dict[str, str] = {
     "WorkflowStore": ".store.base",
     "WorkflowSummary": ".store.records",
     "get_workflow_store": ".store.choice",
+    "holds_messages": ".store.queues",
+    "known_queues": ".store.queues",
+    "queue_overview": ".store.queues",
+    "queue_stats": ".store.queues",
 }
 
 

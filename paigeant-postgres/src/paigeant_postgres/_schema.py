@@ -42,6 +42,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE {s}.meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
         "INSERT INTO {s}.meta (key, value) VALUES ('change_seq', 0)",
     ),
+    (
+        "ALTER TABLE {s}.workflows ADD COLUMN trace_id TEXT",
+        "CREATE INDEX workflows_by_trace ON {s}.workflows (trace_id, seq)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

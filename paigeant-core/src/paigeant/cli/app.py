@@ -20,6 +20,7 @@ from ._shared import console, err_console
 from ._shared import make_transport as _transport
 from ._shared import parse_vars as _parse_vars
 from ._shared import refuse_in_memory as _refuse_in_memory
+from .dashboard import dashboard as dashboard_command
 from .operations import dead_letters_app, queues
 from .workflows import workflows_app
 
@@ -235,6 +236,7 @@ def monitor(
 app.add_typer(workflows_app)
 app.add_typer(dead_letters_app)
 app.command()(queues)
+app.command("dashboard")(dashboard_command)
 
 
 @app.command()

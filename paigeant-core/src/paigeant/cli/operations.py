@@ -12,16 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import PaigeantError
-from ..store.base import WorkflowStore
 from ..store.dead_letters import DeadLetter, DeadLetters
+from ..store.queues import holds_messages, known_queues, queue_overview, queue_stats
 from ..transports.base import QueueStats, Transport
-from ..transports.queues import (
-    ACTIVITY_NAME_PATTERN,
-    activity_queue,
-    compensate_queue,
-    dead_letter_queue,
-    monitor_queue,
-)
+from ..transports.queues import ACTIVITY_NAME_PATTERN, activity_queue, dead_letter_queue
 from ._shared import (
     JsonFlag,
     StoreOption,
@@ -57,22 +51,6 @@ def resolve_queue(value: str) -> str:
     return source if dead_letter_queue(source) == value else value
 
 
-async def _known_queues(store: WorkflowStore) -> dict[str, bool]:
-    """Every activity queue the store's workflows use (True: a compensation queue), and the monitor's."""
-    known = {monitor_queue(): False}
-    for name in await store.activities():
-        known[activity_queue(name)] = False
-        known[compensate_queue(name)] = True
-    return known
-
-
-async def _stats(transport: Transport, queue: str) -> QueueStats | None:
-    try:
-        return await transport.stats(queue)
-    except NotImplementedError:
-        return None
-
-
 async def _check_known(transport: Transport, queue: str, store_name: str | None) -> None:
     """Exit with one line for a queue nobody knows: no recorded workflow uses it, and it is empty."""
     store = make_store(store_name)
@@ -81,13 +59,13 @@ async def _check_known(transport: Transport, queue: str, store_name: str | None)
     except PaigeantError:
         return  # no store to ask: trust the name
     try:
-        known = await _known_queues(store)
+        known = await known_queues(store)
     finally:
         await store.close()
     if queue in known:
         return
-    stats = await _stats(transport, queue)
-    if stats is not None and (stats.ready or stats.in_flight or stats.delayed or stats.dead):
+    stats = await queue_stats(transport, queue)
+    if holds_messages(stats):
         return
     names = ", ".join(sorted(known))
     fail(
@@ -243,21 +221,15 @@ def queues(
             opened = make_store(store)
             try:
                 await opened.connect()
-                known = await _known_queues(opened)
+                known = await known_queues(opened)
             except PaigeantError as exc:
                 fail(f"{exc}; or name the queues: paigeant queues ACTIVITY...")
             finally:
                 await opened.close()
         async with chosen:
             if explicit:
-                return [(queue, await _stats(chosen, queue)) for queue in explicit]
-            rows = []
-            for queue, compensation in sorted(known.items()):
-                stats = await _stats(chosen, queue)
-                if compensation and (stats is None or not any(_counts(stats))):
-                    continue  # compensation queues only when they hold something
-                rows.append((queue, stats))
-            return rows
+                return [(queue, await queue_stats(chosen, queue)) for queue in explicit]
+            return await queue_overview(chosen, known)
 
     rows = asyncio.run(run())
     if as_json:

@@ -29,7 +29,7 @@ from ..workflow.messages import (
     Subscription,
     hop_message_id,
 )
-from ..workflow.tracing import TRACEPARENT, new_traceparent
+from ..workflow.tracing import TRACEPARENT, new_traceparent, trace_id
 from ..workflow.wire import RejectedMessage, Wire
 from .signer_choice import resolve_signer
 
@@ -160,6 +160,7 @@ class WorkflowDispatcher:
             itinerary=itinerary,
             variables=slip.variables,
             dispatcher=self.name,
+            trace_id=trace_id(traceparent),
         )
         try:
             body = canonical_json(event.model_dump(mode="json", exclude_none=True))

@@ -34,7 +34,7 @@ from ..workflow.messages import (
     hop_message_id,
     utcnow,
 )
-from ..workflow.tracing import TRACEPARENT, child_traceparent
+from ..workflow.tracing import TRACEPARENT, child_traceparent, trace_id
 from ..workflow.wire import CORRELATION_HEADER, RejectedMessage, Wire
 from .activity import Activity
 from .context import ActivityContext
@@ -539,6 +539,7 @@ class StepRunner:
             if not targets:
                 continue
             event.id = f"{message.message_id}.{suffix or event.type}"
+            event.trace_id = trace_id(traceparent)
             body = canonical_json(event.model_dump(mode="json", exclude_none=True))
             try:
                 out.extend(

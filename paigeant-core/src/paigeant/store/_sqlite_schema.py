@@ -35,6 +35,10 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO meta (key, value) VALUES ('change_seq', 0);
     """,
+    """
+    ALTER TABLE workflows ADD COLUMN trace_id TEXT;
+    CREATE INDEX workflows_by_trace ON workflows (trace_id, seq);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

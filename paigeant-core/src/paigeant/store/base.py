@@ -69,6 +69,10 @@ class WorkflowStore(ABC):
         """The record of workflow ``correlation_id``, or None when nothing was recorded."""
 
     @abstractmethod
+    async def get_by_trace(self, trace_id: str) -> WorkflowRecord | None:
+        """The record of the workflow whose W3C trace id is ``trace_id``, or None."""
+
+    @abstractmethod
     async def list(
         self,
         *,

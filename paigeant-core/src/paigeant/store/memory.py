@@ -62,6 +62,11 @@ class MemoryWorkflowStore(WorkflowStore):
         record = self._records.get(correlation_id)
         return None if record is None else record.model_copy(deep=True)
 
+    async def get_by_trace(self, trace_id: str) -> WorkflowRecord | None:
+        """A copy of the newest record with ``trace_id``, or None."""
+        found = [cid for cid, record in self._records.items() if record.trace_id == trace_id]
+        return await self.get(max(found, key=self._order.__getitem__)) if found else None
+
     async def list(
         self,
         *,

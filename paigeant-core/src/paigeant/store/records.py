@@ -144,6 +144,7 @@ class WorkflowRecord(_Record):
     reason: str | None = None
     dispatcher: str | None = None
     dispatched_at: datetime | None = None
+    trace_id: str | None = None
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
@@ -219,6 +220,8 @@ class WorkflowRecord(_Record):
         self.created_at = min(self.created_at, event.timestamp)
         self.updated_at = max(self.updated_at, event.timestamp)
         kind = event.type
+        if event.trace_id:
+            self._traced(event.trace_id, kind)
         if kind == EventType.WORKFLOW_DISPATCHED:
             self._dispatched(event)
         elif kind in _TERMINAL:
@@ -282,6 +285,13 @@ class WorkflowRecord(_Record):
                 self.revisions.append(revision)
                 self.revisions.sort(key=_revision_order)
         self._derive_status()
+
+    def _traced(self, trace_id: str, kind: EventType) -> None:
+        """The dispatch's trace id wins; until it is recorded, the smallest seen (order-free)."""
+        if kind == EventType.WORKFLOW_DISPATCHED:
+            self.trace_id = trace_id
+        elif self.dispatched_at is None or self.trace_id is None:
+            self.trace_id = min(trace_id, self.trace_id or trace_id)
 
     def _dispatched(self, event: WorkflowEvent) -> None:
         self.itinerary = list(event.itinerary)

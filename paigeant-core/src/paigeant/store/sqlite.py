@@ -30,6 +30,16 @@ T = TypeVar("T")
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 _AFTER_EVERY_ROW = 2**62
+#: A loose index scan: from each name, seek the next one (DISTINCT would read every row).
+_DISTINCT_ACTIVITIES = """
+WITH RECURSIVE names(name) AS (
+    SELECT (SELECT min(activity) FROM workflow_activities)
+    UNION ALL
+    SELECT (SELECT min(activity) FROM workflow_activities WHERE activity > name)
+    FROM names WHERE name IS NOT NULL
+)
+SELECT name FROM names WHERE name IS NOT NULL
+"""
 
 
 def default_sqlite_path(url: str | None = None) -> Path:
@@ -208,18 +218,20 @@ class SqliteWorkflowStore(WorkflowStore):
             change,
             record.summary().model_dump_json(),
             record.model_dump_json(),
+            record.trace_id,
         )
         if found is None:
             (seq,) = db.execute(
-                "INSERT INTO workflows (status, change_seq, summary, record, correlation_id) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+                "INSERT INTO workflows "
+                "(status, change_seq, summary, record, trace_id, correlation_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
                 (*values, cid),
             ).fetchone()
         else:
             seq = found[0]
             db.execute(
-                "UPDATE workflows SET status = ?, change_seq = ?, summary = ?, record = ? "
-                "WHERE seq = ?",
+                "UPDATE workflows SET status = ?, change_seq = ?, summary = ?, record = ?, "
+                "trace_id = ? WHERE seq = ?",
                 (*values, seq),
             )
         db.executemany(
@@ -235,6 +247,15 @@ class SqliteWorkflowStore(WorkflowStore):
             self._fetchone,
             "SELECT record FROM workflows WHERE correlation_id = ?",
             (correlation_id,),
+        )
+        return None if row is None else WorkflowRecord.model_validate_json(row[0])
+
+    async def get_by_trace(self, trace_id: str) -> WorkflowRecord | None:
+        """The newest record with ``trace_id``, or None."""
+        row = await self._run(
+            self._fetchone,
+            "SELECT record FROM workflows WHERE trace_id = ? ORDER BY seq DESC LIMIT 1",
+            (trace_id,),
         )
         return None if row is None else WorkflowRecord.model_validate_json(row[0])
 
@@ -303,10 +324,8 @@ class SqliteWorkflowStore(WorkflowStore):
         return counts
 
     async def activities(self) -> builtins.list[str]:
-        """Every activity name recorded, sorted."""
-        rows = await self._run(
-            self._fetchall, "SELECT DISTINCT activity FROM workflow_activities ORDER BY 1", ()
-        )
+        """Every activity name recorded, sorted (one index seek per name, not a scan)."""
+        rows = await self._run(self._fetchall, _DISTINCT_ACTIVITIES, ())
         return [name for (name,) in rows]
 
     async def watch(self) -> AsyncIterator[WorkflowRecord]:

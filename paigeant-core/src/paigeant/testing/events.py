@@ -17,9 +17,19 @@ _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 class WorkflowEvents:
     """Builds the events one workflow would emit, with stable ids and increasing timestamps."""
 
-    def __init__(self, correlation_id: str | None = None, *, start: datetime | None = None) -> None:
-        """Events of workflow ``correlation_id`` (default: a new uuid), from ``start`` on."""
+    def __init__(
+        self,
+        correlation_id: str | None = None,
+        *,
+        start: datetime | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        """Events of workflow ``correlation_id`` (default: a new uuid), from ``start`` on.
+
+        Every event carries ``trace_id`` (default: a fresh W3C trace id), as workers send them.
+        """
         self.correlation_id = correlation_id or str(uuid.uuid4())
+        self.trace_id = trace_id or uuid.uuid4().hex
         self._clock = start or _EPOCH
         self.log: list[ActivityLogEntry] = []
         self.fault: Fault | None = None
@@ -30,6 +40,7 @@ class WorkflowEvents:
 
     def _event(self, kind: EventType, key: str, **fields: Any) -> WorkflowEvent:
         fields.setdefault("timestamp", self._tick())
+        fields.setdefault("trace_id", self.trace_id)
         return WorkflowEvent(
             type=kind,
             correlation_id=self.correlation_id,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -158,6 +159,26 @@ class WorkflowStoreConformance:
         assert record.finished_at is not None and record.error is None
         assert record.events == len(events)
         assert record.pending == []
+
+    async def test_a_workflow_is_found_by_its_trace_id(self, store: WorkflowStore) -> None:
+        w, events = self.lifecycle()
+        await store.record_many(events)
+        record = await store.get_by_trace(w.trace_id)
+        assert record is not None
+        assert (record.correlation_id, record.trace_id) == (w.correlation_id, w.trace_id)
+        assert await store.get_by_trace(uuid.uuid4().hex) is None
+
+    async def test_the_dispatch_trace_id_wins_in_any_order(self, store: WorkflowStore) -> None:
+        for first_dispatch in (True, False):
+            w = WorkflowEvents()
+            dispatched = w.dispatched(["a", "b"])
+            stray = w.completed(0, "a").model_copy(update={"trace_id": "0" * 31 + "1"})
+            for event in [dispatched, stray] if first_dispatch else [stray, dispatched]:
+                await store.record(event)
+            record = await store.get(w.correlation_id)
+            assert record is not None and record.trace_id == w.trace_id, first_dispatch
+            found = await store.get_by_trace(w.trace_id)
+            assert found is not None and found.correlation_id == w.correlation_id
 
     # -- idempotency and order -------------------------------------------------------------
 
@@ -494,6 +515,9 @@ class WorkflowStoreConformance:
                 monitor.stop()
                 await asyncio.gather(*running, return_exceptions=True)
         assert record.steps[0].output == {"user": "suite-user", "has_token": True}
+        assert record.trace_id is not None and re.fullmatch("[0-9a-f]{32}", record.trace_id)
+        by_trace = await store.get_by_trace(record.trace_id)
+        assert by_trace is not None and by_trace.correlation_id == cid
         assert token not in record.model_dump_json()
         page = await store.list(activity=name)
         assert token not in page.model_dump_json()

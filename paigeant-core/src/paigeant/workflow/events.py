@@ -63,7 +63,8 @@ class WorkflowEvent(BaseModel):
 
     ``id`` is the event's message id (stable across redeliveries and re-sends, so a store
     records each event once); ``step`` is the position of the step it is about in the
-    workflow's execution order (0 = the first step that ran), for events about one step.
+    workflow's execution order (0 = the first step that ran), for events about one step;
+    ``trace_id`` is the W3C trace id of the workflow's ``traceparent`` (one trace per workflow).
     """
 
     type: EventType
@@ -86,6 +87,7 @@ class WorkflowEvent(BaseModel):
     worker: str | None = None
     itinerary: list[ActivitySpec] = Field(default_factory=list)
     dispatcher: str | None = None
+    trace_id: str | None = None
 
 
 class WorkflowResult(BaseModel):
