@@ -523,14 +523,33 @@ class StepRunner:
     async def _announce_attempt(
         self, delivery: Delivery, message: PaigeantMessage, event: WorkflowEvent
     ) -> None:
-        """Publish a per-attempt event now (it rides on no ack); its id names the attempt."""
+        """Publish a per-attempt event now (it rides on no ack); its id names the attempt.
+
+        Best effort: these opt-in events only inform monitoring, so a publish that fails (the
+        monitor queue refused it, the broker blinked) is logged and the step goes on exactly
+        as it would have; its outcome and its retry delay never depend on monitoring.
+        """
         suffix = f"{event.type}.{delivery.attempt}"
         if delivery.message_id != message.message_id:  # e.g. a redriven dead letter
             suffix = f"{event.type}.{delivery.message_id}.{delivery.attempt}"
         for out in self._event_messages(message, [event], suffix=suffix):
-            await self.transport.publish(
-                out.queue, out.body, message_id=out.message_id, headers=out.headers
-            )
+            try:
+                await self.transport.publish(
+                    out.queue, out.body, message_id=out.message_id, headers=out.headers
+                )
+            except Exception as exc:
+                cid = message.correlation_id
+                logger.warning(
+                    "[%s] %s event of %s (attempt %d) not sent to %s: %s: %s; the step goes on",
+                    cid,
+                    event.type,
+                    event.activity,
+                    delivery.attempt,
+                    out.queue,
+                    type(exc).__name__,
+                    exc,
+                    extra={"correlation_id": cid},
+                )
 
     def _event_messages(
         self, message: PaigeantMessage, events: list[WorkflowEvent], *, suffix: str | None = None
