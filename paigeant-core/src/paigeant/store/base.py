@@ -37,7 +37,8 @@ class WorkflowStore(ABC):
     - ``record`` is idempotent (an event is applied once, keyed by ``event_key(event)``) and
       order-tolerant (``WorkflowRecord.apply`` gives the same record in any order).
     - ``record_many`` applies a batch in one transaction: when it returns, every event is
-      committed, so a monitor may acknowledge them.
+      committed, so a monitor may acknowledge them; when it raises, nothing of the batch is
+      recorded (no event counts as seen), so the batch may be recorded again whole.
     - ``list`` pages newest first (in the order workflows were first recorded); a cursor stays
       valid while new workflows arrive: they appear before the first page, never inside a later one.
     - ``watch`` yields each workflow's record after a change is committed (by this process or,

@@ -215,9 +215,6 @@ class WorkflowRecord(_Record):
             raise ValueError(
                 f"event of workflow {event.correlation_id!r} applied to {self.correlation_id!r}"
             )
-        self.events += 1
-        self.created_at = min(self.created_at, event.timestamp)
-        self.updated_at = max(self.updated_at, event.timestamp)
         kind = event.type
         if kind == EventType.WORKFLOW_DISPATCHED:
             self._dispatched(event)
@@ -282,6 +279,11 @@ class WorkflowRecord(_Record):
                 self.revisions.append(revision)
                 self.revisions.sort(key=_revision_order)
         self._derive_status()
+        # Counted last, once the event is folded in. A store applies events to its own copy of
+        # the record and keeps it only when the whole batch folded (WorkflowStore's contract).
+        self.events += 1
+        self.created_at = min(self.created_at, event.timestamp)
+        self.updated_at = max(self.updated_at, event.timestamp)
 
     def _dispatched(self, event: WorkflowEvent) -> None:
         self.itinerary = list(event.itinerary)

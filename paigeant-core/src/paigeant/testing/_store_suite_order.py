@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
+from typing import Any
+
+import pytest
 
 from ..store.base import WorkflowStore
-from ..workflow.events import EventType
+from ..store.records import WorkflowRecord
+from ..workflow.events import EventType, WorkflowEvent
 from ._store_suite_base import StoreSuiteBase, comparable
 from .events import WorkflowEvents
 
@@ -13,7 +18,7 @@ __all__ = ["StoreOrderTests"]
 
 
 class StoreOrderTests(StoreSuiteBase):
-    """record is idempotent and order-tolerant."""
+    """record is idempotent and order-tolerant; a batch is recorded all or nothing."""
 
     async def test_the_same_event_twice_changes_nothing(self, store: WorkflowStore) -> None:
         w, events = self.lifecycle()
@@ -75,3 +80,68 @@ class StoreOrderTests(StoreSuiteBase):
         assert record.dispatched_at == dispatched.timestamp
         assert record.created_at == dispatched.timestamp
         assert [s.output for s in record.steps] == [1, 2]
+
+    async def test_naive_and_aware_timestamps_mixed_give_the_same_record(
+        self, store: WorkflowStore
+    ) -> None:
+        # a sender that writes times without a UTC offset: they are taken as UTC
+        w, events = self.lifecycle()
+        await store.record_many(events)
+        expected = await store.get(w.correlation_id)
+        assert expected is not None
+        for batched in (False, True):
+            cid = f"{w.correlation_id}-{'batch' if batched else 'one-by-one'}"
+            mixed = [
+                _as_sent(event, cid, naive=i % 2 == 1) for i, event in enumerate(reversed(events))
+            ]
+            assert any(e.timestamp.tzinfo is not None for e in mixed)
+            if batched:
+                assert await store.record_many(mixed) == len(mixed)
+            else:
+                for event in mixed:
+                    await store.record(event)
+            got = await store.get(cid)
+            assert got is not None, "the mixed events were not recorded"
+            assert comparable(got) == comparable(expected)
+
+    async def test_a_batch_that_fails_records_nothing_and_all_of_it_when_retried(
+        self, store: WorkflowStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first, second = WorkflowEvents(), WorkflowEvents()
+        await store.record(first.dispatched(["a", "b"]))
+        before = await store.get(first.correlation_id)
+        poison = first.completed(0, "a", "A")
+        batch = [first.started(0, "a"), second.dispatched(["c"]), poison, first.started(1, "b")]
+        apply = WorkflowRecord.apply
+
+        def failing_apply(record: WorkflowRecord, event: WorkflowEvent) -> None:
+            if event.id == poison.id:
+                raise RuntimeError("the fold failed (injected by the conformance suite)")
+            apply(record, event)
+
+        monkeypatch.setattr(WorkflowRecord, "apply", failing_apply)
+        with pytest.raises(RuntimeError, match="injected by the conformance suite"):
+            await store.record_many(batch)
+        monkeypatch.setattr(WorkflowRecord, "apply", apply)
+        after = await store.get(first.correlation_id)
+        assert before is not None and after is not None
+        assert after.model_dump() == before.model_dump(), "part of a failed batch was recorded"
+        assert await store.get(second.correlation_id) is None, "part of a failed batch was recorded"
+        assert await store.record_many(batch) == len(batch), "events of a failed batch were lost"
+        record = await store.get(first.correlation_id)
+        assert record is not None and record.events == 1 + 3
+        assert [(s.name, s.status) for s in record.steps] == [("a", "completed"), ("b", "running")]
+        assert await store.get(second.correlation_id) is not None
+
+
+def _as_sent(event: WorkflowEvent, correlation_id: str, *, naive: bool) -> WorkflowEvent:
+    """``event`` for workflow ``correlation_id`` as a monitor parses it, its time naive or not."""
+    data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+    data["correlation_id"] = correlation_id
+    data["id"] = f"{event.id}-{correlation_id}"
+    if naive:
+        data["timestamp"] = event.timestamp.replace(tzinfo=None).isoformat()
+        for entry in data.get("activity_log", []):
+            for key in ("started_at", "finished_at"):
+                entry[key] = entry[key].replace("Z", "").replace("+00:00", "")
+    return WorkflowEvent.model_validate_json(json.dumps(data))

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .messages import OPT_IN_EVENT_TYPES, ActivityLogEntry, ActivitySpec, Fault, utcnow
+from .messages import (
+    OPT_IN_EVENT_TYPES,
+    ActivityLogEntry,
+    ActivitySpec,
+    Fault,
+    UtcDatetime,
+    utcnow,
+)
 
 __all__ = [
     "OPT_IN_EVENTS",
@@ -64,12 +70,13 @@ class WorkflowEvent(BaseModel):
     ``id`` is the event's message id (stable across redeliveries and re-sends, so a store
     records each event once); ``step`` is the position of the step it is about in the
     workflow's execution order (0 = the first step that ran), for events about one step.
+    ``timestamp`` is always aware: one written without a UTC offset is taken as UTC.
     """
 
     type: EventType
     correlation_id: str
     id: str | None = None
-    timestamp: datetime = Field(default_factory=utcnow)
+    timestamp: UtcDatetime = Field(default_factory=utcnow)
     activity: str | None = None
     step: int | None = None
     attempt: int | None = None
