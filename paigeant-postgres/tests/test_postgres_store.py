@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -138,3 +139,86 @@ async def test_competing_writers_apply_each_event_once(postgres_url: str, schema
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_deadlock_is_retried_inside_record_many(postgres_url: str, schema: str) -> None:
+    store = PostgresWorkflowStore(url=postgres_url, schema=schema)
+    fold = store._fold
+    calls = 0
+
+    async def deadlocked_once(db: Any, fresh: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected (injected)")
+        await fold(db, fresh)
+
+    store._fold = deadlocked_once  # type: ignore[method-assign]
+    w = WorkflowEvents()
+    async with store:
+        assert await store.record_many([w.dispatched(["a"])]) == 1
+        assert calls == 2
+        record = await store.get(w.correlation_id)
+        assert record is not None and record.events == 1
+
+
+async def test_a_transaction_aborted_every_time_is_a_store_outage(
+    postgres_url: str, schema: str
+) -> None:
+    store = PostgresWorkflowStore(url=postgres_url, schema=schema)
+
+    async def always(db: Any, fresh: Any) -> None:
+        raise psycopg.errors.SerializationFailure("could not serialize access (injected)")
+
+    store._fold = always  # type: ignore[method-assign]
+    w = WorkflowEvents()
+    async with store:
+        with pytest.raises(StoreUnavailableError, match="aborted the batch 5 times"):
+            await store.record_many([w.dispatched(["a"])])
+        store._fold = PostgresWorkflowStore._fold.__get__(store)  # type: ignore[method-assign]
+        assert await store.record_many([w.dispatched(["a"])]) == 1, "the aborted batch was kept"
+
+
+async def test_a_page_read_while_monitors_compete_never_gains_a_workflow(
+    postgres_url: str, schema: str
+) -> None:
+    # monitor A creates a workflow and is slow to commit; monitor B creates another meanwhile:
+    # B's must not slip under A's number and commit first, or A's would appear inside a page
+    # a reader already read
+    slow = PostgresWorkflowStore(url=postgres_url, schema=schema)
+    fast = PostgresWorkflowStore(url=postgres_url, schema=schema)
+    reader = PostgresWorkflowStore(url=postgres_url, schema=schema)
+    tag = f"page-{uuid.uuid4().hex[:8]}"
+    first, second = WorkflowEvents(), WorkflowEvents()
+    inside, release = asyncio.Event(), asyncio.Event()
+    fold = slow._fold
+
+    class SlowBeforeTheCounter:
+        """A connection that pauses before the change counter's update (a long fold)."""
+
+        def __init__(self, db: Any) -> None:
+            self.db = db
+
+        async def execute(self, sql: str, *args: Any) -> Any:
+            if "UPDATE" in sql and ".meta" in sql:
+                inside.set()
+                await release.wait()
+            return await self.db.execute(sql, *args)
+
+    async def slow_fold(db: Any, fresh: Any) -> None:
+        await fold(SlowBeforeTheCounter(db), fresh)
+
+    slow._fold = slow_fold  # type: ignore[method-assign]
+    async with slow, fast, reader:
+        a = asyncio.ensure_future(slow.record(first.dispatched([tag])))
+        await asyncio.wait_for(inside.wait(), 10)
+        b = asyncio.ensure_future(fast.record(second.dispatched([tag])))
+        await asyncio.sleep(0.5)
+        page = await reader.list(activity=tag)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(a, b), 10)
+        after = [item.correlation_id for item in (await reader.list(activity=tag)).items]
+    seen = [item.correlation_id for item in page.items]
+    assert sorted(after) == sorted([first.correlation_id, second.correlation_id])
+    arrived = [cid for cid in after if cid not in seen]
+    assert after[: len(arrived)] == arrived, f"read {seen}, then {after}: a read page changed"

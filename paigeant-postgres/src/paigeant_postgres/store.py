@@ -1,8 +1,9 @@
 """PostgresWorkflowStore: the production workflow store (psycopg 3, a connection pool).
 
 Every batch is one transaction: new event ids are claimed in ``events`` (so an event is applied
-once even when monitors compete for one queue), the workflows' rows are locked in a fixed order,
-folded, written, and the change counter is bumped last, which orders commits by that counter so
+once even when monitors compete for one queue), new workflows are numbered under a lock held to
+commit (so ``list`` pages stay stable), the workflows' rows are locked in a fixed order, folded,
+written, and the change counter is bumped last, which orders commits by that counter so
 ``watch()`` never skips a change. ``watch()`` listens on a channel notified at each commit.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 import builtins
 import contextlib
 import os
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -40,6 +42,12 @@ DEFAULT_SCHEMA = "paigeant"
 
 _AFTER_EVERY_ROW = 2**62
 _DEADLOCK_RETRIES = 5
+#: Errors of SQLSTATE class 40 (transaction rollback): the transaction may simply be run again.
+_ROLLED_BACK = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.TransactionRollback,
+)
 
 
 class PostgresWorkflowStore(WorkflowStore):
@@ -75,6 +83,7 @@ class PostgresWorkflowStore(WorkflowStore):
         self._pool: AsyncConnectionPool[Any] | None = None
         self._s = f'"{self.schema}"'
         self._channel = f"paigeant_{self.schema}"[:63]
+        self._numbering_lock = zlib.crc32(f"paigeant-store-numbering:{self.schema}".encode())
 
     def describe(self) -> str:
         """``the postgres workflow store at host:port/db (schema s)``, without the password."""
@@ -130,6 +139,8 @@ class PostgresWorkflowStore(WorkflowStore):
         try:
             async with self._pool.connection() as connection:
                 yield connection
+        except _ROLLED_BACK:
+            raise  # a deadlock or serialization failure: the caller retries the transaction
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise StoreUnavailableError(f"{self.describe()} is unavailable: {exc}") from exc
 
@@ -138,17 +149,22 @@ class PostgresWorkflowStore(WorkflowStore):
     async def record_many(self, events: Sequence[WorkflowEvent]) -> int:
         """Record ``events`` in one transaction; return how many were new.
 
-        A deadlock with a competing monitor (possible when both create the same new workflows
-        in different orders) is retried.
+        Every lock is taken in one global order (event ids sorted, the new-workflow lock,
+        workflow rows by correlation id, the change counter), so competing monitors do not
+        deadlock; should PostgreSQL still abort the transaction (a deadlock or serialization
+        failure), it is retried a few times, then StoreUnavailableError is raised (a monitor
+        then holds the batch and tries again).
         """
         if not events:
             return 0
         for attempt in range(1, _DEADLOCK_RETRIES + 1):
             try:
                 return await self._record(events)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            except _ROLLED_BACK as exc:
                 if attempt == _DEADLOCK_RETRIES:
-                    raise
+                    raise StoreUnavailableError(
+                        f"{self.describe()} aborted the batch {attempt} times ({exc}); try again"
+                    ) from exc
                 await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -184,12 +200,7 @@ class PostgresWorkflowStore(WorkflowStore):
     ) -> None:
         s = self._s
         cids = builtins.list(fresh)
-        await db.execute(  # new workflows numbered in arrival order: the order ``list`` pages in
-            f"INSERT INTO {s}.workflows (correlation_id, status, change_seq, summary, record) "
-            "SELECT c, 'running', 0, '', '' FROM unnest(%s::text[]) WITH ORDINALITY AS t(c, n) "
-            "ORDER BY n ON CONFLICT (correlation_id) DO NOTHING",
-            (cids,),
-        )
+        await self._insert_new(db, cids)
         cursor = await db.execute(
             f"SELECT seq, correlation_id, record FROM {s}.workflows "
             "WHERE correlation_id = ANY(%s) ORDER BY correlation_id FOR UPDATE",
@@ -226,6 +237,36 @@ class PostgresWorkflowStore(WorkflowStore):
             ([a for a, _ in activities], [seq for _, seq in activities]),
         )
         await db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(change)))
+
+    async def _insert_new(self, db: psycopg.AsyncConnection[Any], cids: builtins.list[str]) -> None:
+        """Create the rows of workflows not recorded yet, numbered (``seq``) in arrival order.
+
+        ``seq`` is the order ``list`` pages in. The numbers are drawn under a transaction lock
+        held until commit, so transactions that create workflows commit in the order of their
+        numbers and a page already read never gains a row (competing monitors included). The
+        rows are inserted in correlation-id order, the lock order every monitor uses.
+        """
+        s = self._s
+        cursor = await db.execute(
+            f"SELECT correlation_id FROM {s}.workflows WHERE correlation_id = ANY(%s)", (cids,)
+        )
+        known = {row[0] for row in await cursor.fetchall()}
+        new = [cid for cid in cids if cid not in known]
+        if not new:
+            return
+        await db.execute("SELECT pg_advisory_xact_lock(%s)", (self._numbering_lock,))
+        cursor = await db.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'seq')) FROM generate_series(1, %s)",
+            (f"{s}.workflows", len(new)),
+        )
+        numbers = sorted(row[0] for row in await cursor.fetchall())
+        await db.execute(
+            f"INSERT INTO {s}.workflows (seq, correlation_id, status, change_seq, summary, record) "
+            "OVERRIDING SYSTEM VALUE SELECT n, c, 'running', 0, '', '' "
+            "FROM unnest(%s::bigint[], %s::text[]) AS t(n, c) "
+            "ORDER BY c ON CONFLICT (correlation_id) DO NOTHING",
+            (numbers, new),
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
