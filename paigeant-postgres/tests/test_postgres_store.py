@@ -222,3 +222,102 @@ async def test_a_page_read_while_monitors_compete_never_gains_a_workflow(
     assert sorted(after) == sorted([first.correlation_id, second.correlation_id])
     arrived = [cid for cid in after if cid not in seen]
     assert after[: len(arrived)] == arrived, f"read {seen}, then {after}: a read page changed"
+
+
+async def _listen_backends(postgres_url: str, schema: str) -> list[int]:
+    """The server processes of ``schema``'s store LISTEN connection."""
+    name = PostgresWorkflowStore(schema=schema).listener_name
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        cursor = await admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+
+async def _terminate(postgres_url: str, pids: list[int]) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        for pid in pids:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_watchers_share_one_listen_connection_that_comes_back_after_a_drop(
+    postgres_url: str, fresh_schema: str
+) -> None:
+    # poll_interval=60: what the watchers see within seconds came through NOTIFY
+    store = PostgresWorkflowStore(url=postgres_url, schema=fresh_schema, poll_interval=60)
+    writer = PostgresWorkflowStore(url=postgres_url, schema=fresh_schema)
+    seen: list[list[str]] = [[], []]
+
+    async def watch(index: int) -> None:
+        async for record in store.watch():
+            seen[index].append(record.correlation_id)
+
+    async with store, writer:
+        tasks = [asyncio.ensure_future(watch(i)) for i in range(2)]
+        try:
+
+            async def one_backend() -> bool:
+                return len(await _listen_backends(postgres_url, fresh_schema)) == 1
+
+            await _wait_for(one_backend, 10, "the two watchers did not share one LISTEN")
+            await asyncio.sleep(0.2)  # both watchers took their starting point
+            before = WorkflowEvents()
+            await writer.record(before.dispatched(["a"]))
+
+            async def both_saw(w: WorkflowEvents) -> bool:
+                return all(w.correlation_id in s for s in seen)
+
+            await _wait_for(lambda: both_saw(before), 5, "NOTIFY did not wake the watchers")
+            old = await _listen_backends(postgres_url, fresh_schema)
+            await _terminate(postgres_url, old)
+            during = WorkflowEvents()  # committed while nobody listens: found on reconnect
+            await writer.record(during.dispatched(["a"]))
+
+            async def listening_again() -> bool:
+                pids = await _listen_backends(postgres_url, fresh_schema)
+                return len(pids) == 1 and pids != old
+
+            await _wait_for(listening_again, 10, "the LISTEN connection did not come back")
+            after = WorkflowEvents()
+            await writer.record(after.dispatched(["a"]))
+            await _wait_for(lambda: both_saw(during), 5, "a change made while down was missed")
+            await _wait_for(lambda: both_saw(after), 5, "NOTIFY no longer wakes the watchers")
+            assert not any(task.done() for task in tasks), [t for t in tasks if t.done()]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert await _listen_backends(postgres_url, fresh_schema) == [], "LISTEN left open"
+
+
+async def test_watch_gives_up_after_reconnect_timeout(postgres_url: str, fresh_schema: str) -> None:
+    store = PostgresWorkflowStore(
+        url=postgres_url, schema=fresh_schema, poll_interval=0.2, reconnect_timeout=1.0
+    )
+    async with store:
+        iterator = store.watch()
+        first = asyncio.ensure_future(anext(iterator))
+
+        async def listening() -> bool:
+            return len(await _listen_backends(postgres_url, fresh_schema)) == 1
+
+        await _wait_for(listening, 10, "watch() never listened")
+
+        async def unreachable() -> psycopg.AsyncConnection[Any]:
+            raise psycopg.OperationalError("connection refused (injected)")
+
+        assert store._listen is not None
+        store._listen._connect = unreachable  # the server can no longer be reached
+        await _terminate(postgres_url, await _listen_backends(postgres_url, fresh_schema))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="could not listen again within 1s"):
+            await asyncio.wait_for(first, 10)
+        assert time.monotonic() - started < 5
+        await iterator.aclose()

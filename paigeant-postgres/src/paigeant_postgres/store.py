@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import logging
 import os
+import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -31,9 +33,12 @@ from paigeant import (
     WorkflowSummary,
 )
 
+from ._listener import Listener
 from ._schema import check_schema_name, migrate
 
 __all__ = ["DEFAULT_SCHEMA", "DEFAULT_URL", "PostgresWorkflowStore"]
+
+logger = logging.getLogger(__name__)
 
 #: Where the store is when neither ``url`` nor ``PAIGEANT_STORE_URL`` says.
 DEFAULT_URL = "postgresql://127.0.0.1:5432/paigeant"
@@ -64,6 +69,7 @@ class PostgresWorkflowStore(WorkflowStore):
         max_size: int = 4,
         connect_timeout: float = 10.0,
         poll_interval: float = 5.0,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         """Use the database at ``url`` (default ``PAIGEANT_STORE_URL``, then DEFAULT_URL).
 
@@ -72,7 +78,10 @@ class PostgresWorkflowStore(WorkflowStore):
             min_size, max_size: bounds of the connection pool.
             connect_timeout: seconds ``connect()`` waits for the server before
                 StoreUnavailableError.
-            poll_interval: seconds ``watch()`` waits for a notification before looking anyway.
+            poll_interval: seconds ``watch()`` waits for a notification before looking anyway
+                (and how often its quiet LISTEN connection is probed).
+            reconnect_timeout: seconds ``watch()`` keeps reconnecting (its LISTEN connection,
+                its queries) before StoreUnavailableError.
         """
         self.url = url or os.environ.get("PAIGEANT_STORE_URL", "").strip() or DEFAULT_URL
         chosen = schema or os.environ.get("PAIGEANT_POSTGRES_SCHEMA", "").strip() or DEFAULT_SCHEMA
@@ -80,10 +89,17 @@ class PostgresWorkflowStore(WorkflowStore):
         self.min_size, self.max_size = min_size, max_size
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
+        self.reconnect_timeout = reconnect_timeout
         self._pool: AsyncConnectionPool[Any] | None = None
+        self._listen: Listener | None = None
         self._s = f'"{self.schema}"'
         self._channel = f"paigeant_{self.schema}"[:63]
         self._numbering_lock = zlib.crc32(f"paigeant-store-numbering:{self.schema}".encode())
+
+    @property
+    def listener_name(self) -> str:
+        """The ``application_name`` of the store's LISTEN connection (``pg_stat_activity``)."""
+        return f"paigeant-watch:{self.schema}"
 
     def describe(self) -> str:
         """``the postgres workflow store at host:port/db (schema s)``, without the password."""
@@ -127,7 +143,10 @@ class PostgresWorkflowStore(WorkflowStore):
         self._pool = pool
 
     async def close(self) -> None:
-        """Close the pool; idempotent."""
+        """Close the pool and the LISTEN connection (ending every watch()); idempotent."""
+        listener, self._listen = self._listen, None
+        if listener is not None:
+            await listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -342,29 +361,72 @@ class PostgresWorkflowStore(WorkflowStore):
         return [name for (name,) in rows]
 
     async def watch(self) -> AsyncIterator[WorkflowRecord]:
-        """Yield changed records as their transactions commit (LISTEN/NOTIFY, with a slow poll)."""
+        """Yield changed records as their transactions commit (LISTEN/NOTIFY, with a slow poll).
+
+        The store's watchers share one LISTEN connection. Should it (or the server) go away,
+        it is reconnected with backoff and every watcher looks again from where it was, so no
+        change is missed; StoreUnavailableError only after ``reconnect_timeout`` seconds of
+        failing to listen again or to query.
+        """
+        listener = self._listener()
+        changed = listener.subscribe()
         try:
-            listener = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout))
+            await listener.listening()  # LISTEN first, then the starting point: nothing missed
+            rows = await self._watch_fetch(
+                f"SELECT value FROM {self._s}.meta WHERE key = 'change_seq'", ()
             )
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"cannot reach {self.describe()}: {exc}") from None
-        try:
-            await listener.execute(f'LISTEN "{self._channel}"')
-            rows = await self._fetch(f"SELECT value FROM {self._s}.meta WHERE key = 'change_seq'")
             position = (int(rows[0][0]), _AFTER_EVERY_ROW)
             while True:
-                changed = await self._fetch(
+                changed.clear()
+                found = await self._watch_fetch(
                     f"SELECT change_seq, seq, record FROM {self._s}.workflows "
                     "WHERE (change_seq, seq) > (%s, %s) ORDER BY change_seq, seq LIMIT 500",
                     position,
                 )
-                for change, seq, record in changed:
+                for change, seq, record in found:
                     position = (change, seq)
                     yield WorkflowRecord.model_validate_json(record)
-                if not changed:
-                    async for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
-                        pass
+                if not found:
+                    listener.check()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), self.poll_interval)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(listener.close())
+            await asyncio.shield(listener.unsubscribe(changed))
+
+    def _listener(self) -> Listener:
+        if self._pool is None:
+            raise RuntimeError("the workflow store is not connected: call `await store.connect()`")
+        if self._listen is None:
+            self._listen = Listener(
+                self._connect_listener,
+                self._channel,
+                give_up_after=self.reconnect_timeout,
+                check_every=self.poll_interval,
+                where=self.describe(),
+            )
+        return self._listen
+
+    async def _connect_listener(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=max(1, round(self.connect_timeout)),
+            application_name=self.listener_name,
+        )
+
+    async def _watch_fetch(self, sql: str, params: Sequence[Any]) -> builtins.list[Any]:
+        """``_fetch`` for watch(): retried with backoff for up to ``reconnect_timeout`` seconds."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        backoff = 0.1
+        while True:
+            try:
+                return await self._fetch(sql, params)
+            except StoreUnavailableError as exc:
+                if time.monotonic() + backoff > deadline:
+                    raise StoreUnavailableError(
+                        f"watch() could not read {self.describe()} for "
+                        f"{self.reconnect_timeout:g}s: {exc}"
+                    ) from exc
+                logger.warning("watch() could not read (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
