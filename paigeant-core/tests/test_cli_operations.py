@@ -242,3 +242,33 @@ def test_queues_without_a_store_or_names_says_what_to_do(
     assert result.exit_code == 1
     assert "cannot open the sqlite workflow store" in result.output
     assert "or name the queues: paigeant queues ACTIVITY..." in result.output
+
+
+def test_dead_letters_are_listed_on_a_transport_without_stats_and_no_store(
+    broker: InMemoryBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a deployment that never ran a monitor: the store knows no activity; stats cannot tell
+    monkeypatch.setenv("PAIGEANT_HOME", str(tmp_path))
+
+    async def no_stats(self: InMemoryTransport, queue: str) -> Any:
+        raise NotImplementedError
+
+    monkeypatch.setattr(SharedMemory, "stats", no_stats)
+    asyncio.run(_park(broker, "charge", [b"one", b"two"]))
+    result = invoke("dead-letters", "list", "charge", "--json")
+    assert result.exit_code == 0, result.output
+    assert [d["id"] for d in json.loads(result.output)] == ["msg-0", "msg-1"]
+
+
+def test_dead_letters_show_redacts_tokens_unless_raw(broker: InMemoryBroker, recorded: Any) -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbm4ifQ.c2lnbmF0dXJl"
+    torn = b'{"obo_token": "very-secret", "note": "' + jwt.encode() + b'", "cut'
+    asyncio.run(_park(broker, "fetch", [torn]))
+    for args in ([], ["--json"]):
+        shown = invoke("dead-letters", "show", "fetch", "msg-0", *args)
+        assert shown.exit_code == 0, shown.output
+        assert "very-secret" not in shown.output and jwt not in shown.output
+        assert "<redacted>" in shown.output
+    raw = invoke("dead-letters", "show", "fetch", "msg-0", "--json", "--raw")
+    assert raw.exit_code == 0, raw.output
+    assert json.loads(raw.output)["body"] == torn.decode()

@@ -74,7 +74,14 @@ async def _stats(transport: Transport, queue: str) -> QueueStats | None:
 
 
 async def _check_known(transport: Transport, queue: str, store_name: str | None) -> None:
-    """Exit with one line for a queue nobody knows: no recorded workflow uses it, and it is empty."""
+    """Exit with one line for a queue nobody knows: no recorded workflow uses it, and it is empty.
+
+    Only when both can be told: without a store to ask, or a transport without ``stats``, the
+    name is trusted (the queue may simply be one no monitor has recorded).
+    """
+    stats = await _stats(transport, queue)
+    if stats is None or stats.ready or stats.in_flight or stats.delayed or stats.dead:
+        return
     store = make_store(store_name)
     try:
         await store.connect()
@@ -84,17 +91,12 @@ async def _check_known(transport: Transport, queue: str, store_name: str | None)
         known = await _known_queues(store)
     finally:
         await store.close()
-    if queue in known:
-        return
-    stats = await _stats(transport, queue)
-    if stats is not None and (stats.ready or stats.in_flight or stats.delayed or stats.dead):
-        return
-    names = ", ".join(sorted(known))
-    fail(
-        f"unknown queue {queue!r}: no recorded workflow uses it"
-        + (" and it holds no messages" if stats is not None else "")
-        + f" (known queues: {names})"
-    )
+    if queue not in known:
+        names = ", ".join(sorted(known))
+        fail(
+            f"unknown queue {queue!r}: no recorded workflow uses it and it holds no messages "
+            f"(known queues: {names})"
+        )
 
 
 def _open_dead_letters(
@@ -159,8 +161,14 @@ def show_dead_letter(
     option: TransportOptions = None,
     store: StoreOption = None,
     as_json: JsonFlag = False,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Show headers and body as they are, tokens included (no redaction)."
+        ),
+    ] = False,
 ) -> None:
-    """Show one dead letter: reason, headers and body (an on-behalf-of token is redacted)."""
+    """Show one dead letter: reason, headers and body (tokens redacted unless --raw)."""
     chosen, source = _open_dead_letters(queue, transport, option, "dead-letters show")
 
     async def run() -> DeadLetter | None:
@@ -171,18 +179,19 @@ def show_dead_letter(
     letter = asyncio.run(run())
     if letter is None:
         fail(f"no dead letter {dead_letter_id!r} in {dead_letter_queue(source)}")
+    shown = letter.to_dict(raw=raw)
     if as_json:
-        print_json(letter.to_dict())
+        print_json(shown)
         return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    for label, value in letter.to_dict().items():
+    for label, value in shown.items():
         if label not in ("headers", "body"):
             grid.add_row(label.replace("_", " "), "" if value is None else str(value))
     console.print(grid)
-    console.print(Panel(Pretty(dict(letter.headers)), title="headers", title_align="left"))
-    console.print(Panel(Pretty(letter.content()), title="body", title_align="left"))
+    console.print(Panel(Pretty(shown["headers"]), title="headers", title_align="left"))
+    console.print(Panel(Pretty(shown["body"]), title="body", title_align="left"))
 
 
 @dead_letters_app.command("redrive")
