@@ -131,11 +131,31 @@ def test_workflow_errors_are_one_clear_line(
     assert "Traceback" not in result.output
 
 
-def test_an_unreachable_store_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAIGEANT_STORE_URL", "/proc/no-such-dir/paigeant.db")
+@pytest.mark.parametrize(
+    "args", [["workflows", "list"], ["workflows", "show", "some-id"], ["queues", "--json"]]
+)
+def test_read_commands_create_no_store(
+    broker: InMemoryBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+) -> None:
+    home = tmp_path / "fresh-home"
+    monkeypatch.setenv("PAIGEANT_HOME", str(home))
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: no workflow store at {home / 'paigeant.db'}: run a")
+    assert "paigeant monitor" in result.output and "paigeant demo" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not home.exists(), "a read command created the store"
+
+
+def test_an_unreadable_store_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    monkeypatch.setenv("PAIGEANT_STORE_URL", str(junk))
     result = invoke("workflows", "list")
     assert result.exit_code == 1
-    assert result.output.startswith("error: cannot open the sqlite workflow store at /proc/")
+    assert result.output.startswith(f"error: cannot read the sqlite workflow store at {junk}")
     assert len(result.output.strip().splitlines()) == 1
 
 
@@ -240,7 +260,7 @@ def test_queues_without_a_store_or_names_says_what_to_do(
     monkeypatch.setenv("PAIGEANT_STORE_URL", "/proc/no-such-dir/paigeant.db")
     result = invoke("queues")
     assert result.exit_code == 1
-    assert "cannot open the sqlite workflow store" in result.output
+    assert "no workflow store at /proc/no-such-dir/paigeant.db" in result.output
     assert "or name the queues: paigeant queues ACTIVITY..." in result.output
 
 

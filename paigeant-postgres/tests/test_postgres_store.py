@@ -6,13 +6,20 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from paigeant import EventType, StoreUnavailableError, WorkflowRecord, get_workflow_store
+from paigeant import (
+    ConfigurationError,
+    EventType,
+    StoreUnavailableError,
+    WorkflowRecord,
+    get_workflow_store,
+)
 from paigeant.testing import WorkflowEvents
 from paigeant_postgres import SCHEMA_VERSION, PostgresWorkflowStore
 
@@ -321,3 +328,55 @@ async def test_watch_gives_up_after_reconnect_timeout(postgres_url: str, fresh_s
             await asyncio.wait_for(first, 10)
         assert time.monotonic() - started < 5
         await iterator.aclose()
+
+
+async def test_a_reader_creates_no_schema(postgres_url: str, fresh_schema: str) -> None:
+    reader = PostgresWorkflowStore(url=postgres_url, schema=fresh_schema, read_only=True)
+    with pytest.raises(StoreUnavailableError, match=r"no workflow store at .*: run a monitor"):
+        await reader.connect()
+    await reader.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as connection:
+        cursor = await connection.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (fresh_schema,)
+        )
+        assert await cursor.fetchone() == (0,), "a reader created the schema"
+
+
+@pytest.fixture
+async def select_only_role(postgres_url: str, fresh_schema: str) -> AsyncIterator[str]:
+    """A login role that may only read ``fresh_schema``'s tables (dropped after the test)."""
+    role = f"paigeant_reader_{uuid.uuid4().hex[:8]}"
+    async with PostgresWorkflowStore(url=postgres_url, schema=fresh_schema) as writer:
+        await writer.record(WorkflowEvents().dispatched(["a"]))
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{fresh_schema}" TO "{role}"')
+        await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{fresh_schema}" TO "{role}"')
+    try:
+        yield make_conninfo(postgres_url, user=role)
+    finally:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            await admin.execute(f'DROP OWNED BY "{role}"')
+            await admin.execute(f'DROP ROLE "{role}"')
+
+
+async def test_a_role_that_may_only_select_reads_the_store(
+    select_only_role: str, fresh_schema: str
+) -> None:
+    for read_only in (True, False):  # a current schema is only read, whoever connects
+        store = PostgresWorkflowStore(
+            url=select_only_role, schema=fresh_schema, read_only=read_only
+        )
+        async with store:
+            page = await store.list()
+            assert len(page.items) == 1
+            assert await store.get(page.items[0].correlation_id) is not None
+            assert (await store.counts())["running"] == 1
+    reader = PostgresWorkflowStore(url=select_only_role, schema=fresh_schema, read_only=True)
+    async with reader:
+        with pytest.raises(ConfigurationError, match="opened read-only"):
+            await reader.record(WorkflowEvents().dispatched(["a"]))

@@ -70,6 +70,7 @@ class PostgresWorkflowStore(WorkflowStore):
         connect_timeout: float = 10.0,
         poll_interval: float = 5.0,
         reconnect_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         """Use the database at ``url`` (default ``PAIGEANT_STORE_URL``, then DEFAULT_URL).
 
@@ -82,6 +83,8 @@ class PostgresWorkflowStore(WorkflowStore):
                 (and how often its quiet LISTEN connection is probed).
             reconnect_timeout: seconds ``watch()`` keeps reconnecting (its LISTEN connection,
                 its queries) before StoreUnavailableError.
+            read_only: open only to read (``WorkflowStore.read_only``): never create or
+                migrate the schema (a role with SELECT only is enough), never write.
         """
         self.url = url or os.environ.get("PAIGEANT_STORE_URL", "").strip() or DEFAULT_URL
         chosen = schema or os.environ.get("PAIGEANT_POSTGRES_SCHEMA", "").strip() or DEFAULT_SCHEMA
@@ -90,6 +93,7 @@ class PostgresWorkflowStore(WorkflowStore):
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
         self.reconnect_timeout = reconnect_timeout
+        self.read_only = read_only
         self._pool: AsyncConnectionPool[Any] | None = None
         self._listen: Listener | None = None
         self._s = f'"{self.schema}"'
@@ -130,7 +134,7 @@ class PostgresWorkflowStore(WorkflowStore):
         try:
             await pool.open(wait=True, timeout=self.connect_timeout)
             async with pool.connection() as connection:
-                await migrate(connection, self.schema, self.describe())
+                await migrate(connection, self.schema, self.describe(), read_only=self.read_only)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             await pool.close()
             raise StoreUnavailableError(
@@ -174,6 +178,7 @@ class PostgresWorkflowStore(WorkflowStore):
         failure), it is retried a few times, then StoreUnavailableError is raised (a monitor
         then holds the batch and tries again).
         """
+        self.check_writable()
         if not events:
             return 0
         for attempt in range(1, _DEADLOCK_RETRIES + 1):

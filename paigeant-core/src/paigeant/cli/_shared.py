@@ -103,18 +103,24 @@ def configure_logging(level: str) -> None:
     )
 
 
-def make_store(name: str | None) -> WorkflowStore:
-    """The workflow store ``name``; an unknown or misconfigured one is a one-line error."""
+def make_store(name: str | None, *, read_only: bool = False) -> WorkflowStore:
+    """The workflow store ``name``; an unknown or misconfigured one is a one-line error.
+
+    ``read_only``: for commands that only read (``WorkflowStore.read_only``): nothing is
+    created, so a store no monitor has made is an error, and read-only files work.
+    """
     try:
-        return get_workflow_store(name)
+        store = get_workflow_store(name)
     except (LookupError, TypeError, ValueError, ConfigurationError, PluginLoadError) as exc:
         fail(str(exc), 2)
+    store.read_only = read_only
+    return store
 
 
 @contextlib.asynccontextmanager
 async def open_store(name: str | None) -> AsyncIterator[WorkflowStore]:
-    """The connected workflow store; one that cannot be reached is a one-line error (exit 1)."""
-    store = make_store(name)
+    """The workflow store connected to read; one that cannot be reached is one line (exit 1)."""
+    store = make_store(name, read_only=True)
     try:
         await store.connect()
     except StoreUnavailableError as exc:

@@ -82,7 +82,7 @@ async def _check_known(transport: Transport, queue: str, store_name: str | None)
     stats = await _stats(transport, queue)
     if stats is None or stats.ready or stats.in_flight or stats.delayed or stats.dead:
         return
-    store = make_store(store_name)
+    store = make_store(store_name, read_only=True)
     try:
         await store.connect()
     except PaigeantError:
@@ -249,7 +249,7 @@ def queues(
     async def run() -> list[tuple[str, QueueStats | None]]:
         explicit = [resolve_queue(name) for name in names or []]
         if not explicit:
-            opened = make_store(store)
+            opened = make_store(store, read_only=True)
             try:
                 await opened.connect()
                 known = await _known_queues(opened)

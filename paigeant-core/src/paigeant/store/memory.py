@@ -41,6 +41,7 @@ class MemoryWorkflowStore(WorkflowStore):
         The batch is folded into copies of the records; they replace the stored ones (and the
         events count as seen) only once every event folded, as a transaction would.
         """
+        self.check_writable()
         changed: dict[str, WorkflowRecord] = {}
         keys: set[str] = set()
         for event in events:

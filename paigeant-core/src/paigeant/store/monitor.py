@@ -68,6 +68,8 @@ class Monitor:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if store.read_only:
+            raise ValueError(f"a monitor records events, but {store.describe()} is read-only")
         self.transport = transport
         self.store = store
         self.queue = queue or monitor_queue()
