@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
-from paigeant import EventType, SqliteWorkflowStore, activity_queue
+from paigeant import EventType, SqliteWorkflowStore, TransportConnectionError, activity_queue
 from paigeant.cli import _shared
-from paigeant.cli.app import app
+from paigeant.cli.app import app, main
 from paigeant.testing import Receiver, WorkflowEvents
 from paigeant.transports.inmemory import InMemoryBroker, InMemoryTransport
 
@@ -292,3 +293,46 @@ def test_dead_letters_show_redacts_tokens_unless_raw(broker: InMemoryBroker, rec
     raw = invoke("dead-letters", "show", "fetch", "msg-0", "--json", "--raw")
     assert raw.exit_code == 0, raw.output
     assert json.loads(raw.output)["body"] == torn.decode()
+
+
+def test_long_errors_stay_on_one_line(broker: InMemoryBroker) -> None:
+    module = "no_such_module_" + "x" * 120
+    worker = invoke("worker", module)
+    assert worker.exit_code == 2, worker.output
+    assert len(worker.output.strip().splitlines()) == 1, worker.output
+    assert module in worker.output
+    bad_name = "Not A Valid Activity Name " * 5
+    dispatched = invoke("dispatch", bad_name)
+    assert dispatched.exit_code == 2, dispatched.output
+    assert len(dispatched.output.strip().splitlines()) == 1, dispatched.output
+
+
+class Unreachable(SharedMemory):
+    """A broker that cannot be reached."""
+
+    async def connect(self) -> None:
+        raise TransportConnectionError(
+            "cannot reach the broker at broker.example:6379 (connection refused)\n\tis it up?"
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["dead-letters", "list", "fetch"], 1), (["workflows", "list", "--store", "nope"], 2)],
+)
+def test_the_script_exits_1_for_the_unreachable_and_2_for_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    recorded: Any,
+    argv: list[str],
+    code: int,
+) -> None:
+    monkeypatch.setattr(_shared, "get_transport", lambda name=None, **o: Unreachable(**o))
+    monkeypatch.setenv("PAIGEANT_SIGNER", "none")
+    monkeypatch.setattr(sys, "argv", ["paigeant", *argv])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == code
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ")

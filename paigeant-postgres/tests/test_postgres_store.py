@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -380,3 +383,33 @@ async def test_a_role_that_may_only_select_reads_the_store(
     async with reader:
         with pytest.raises(ConfigurationError, match="opened read-only"):
             await reader.record(WorkflowEvents().dispatched(["a"]))
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        ("postgresql://127.0.0.1:1/none", 1, "cannot reach the postgres workflow store at"),
+        ("postgresql://db.example:abc/ops", 2, "port 'abc' is not a number"),
+        ("mysql://db.example/ops", 2, "invalid PostgreSQL URL for the postgres workflow store"),
+        ("postgresql://db.example/ops?colour=blue", 2, 'invalid URI query parameter: "colour"'),
+    ],
+)
+def test_a_bad_or_unreachable_url_is_one_line_at_once(
+    tmp_path: Any, url: str, code: int, message: str
+) -> None:
+    env = {**os.environ, "PAIGEANT_STORE": "postgres", "PAIGEANT_STORE_URL": url}
+    env["PAIGEANT_HOME"] = str(tmp_path)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "paigeant", "workflows", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr
+    assert time.monotonic() - started < 8, "it waited for the pool's retries"

@@ -138,7 +138,7 @@ class Listener:
             if now - down_since >= self._give_up_after:
                 self._failure = StoreUnavailableError(
                     f"watch() lost {self._where} and could not listen again within "
-                    f"{self._give_up_after:g}s: {str(error).strip()}"
+                    f"{self._give_up_after:g}s: {' '.join(str(error).split())}"
                 )
                 logger.error("%s", self._failure)
                 self._wake_all()
@@ -146,7 +146,7 @@ class Listener:
             logger.warning(
                 "the LISTEN connection to %s failed (%s); reconnecting in %.1fs",
                 self._where,
-                str(error).strip(),
+                " ".join(str(error).split()),
                 backoff,
             )
             self._wake_all()  # watchers look again (their poll goes on meanwhile)

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from paigeant import (
     WORKFLOW_STATUSES,
+    ConfigurationError,
     StoreUnavailableError,
     WorkflowEvent,
     WorkflowPage,
@@ -87,6 +88,7 @@ class PostgresWorkflowStore(WorkflowStore):
                 migrate the schema (a role with SELECT only is enough), never write.
         """
         self.url = url or os.environ.get("PAIGEANT_STORE_URL", "").strip() or DEFAULT_URL
+        _check_url(self.url)
         chosen = schema or os.environ.get("PAIGEANT_POSTGRES_SCHEMA", "").strip() or DEFAULT_SCHEMA
         self.schema = check_schema_name(chosen)
         self.min_size, self.max_size = min_size, max_size
@@ -120,26 +122,42 @@ class PostgresWorkflowStore(WorkflowStore):
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the pool (waiting at most ``connect_timeout``) and migrate the schema."""
+        """Reach the server (at most ``connect_timeout``), migrate the schema, open the pool.
+
+        One connection is made first: a server that cannot be reached (or refuses the login)
+        is one StoreUnavailableError at once, before any pool retries in the background.
+        """
         if self._pool is not None:
             return
+        timeout = max(1, round(self.connect_timeout))
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=timeout
+            ) as probe:
+                await migrate(probe, self.schema, self.describe(), read_only=self.read_only)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"cannot reach {self.describe()}: {_one_line(exc)} (is PostgreSQL running? set "
+                "PAIGEANT_STORE_URL, e.g. postgresql://user@host:5432/dbname)"
+            ) from None
+        except psycopg.Error as exc:  # a privilege or a server setting stands in the way
+            raise StoreUnavailableError(
+                f"{self.describe()} cannot be used: {_one_line(exc)}"
+            ) from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.url,
             min_size=self.min_size,
             max_size=self.max_size,
             open=False,
             timeout=self.connect_timeout,
-            kwargs={"connect_timeout": max(1, round(self.connect_timeout))},
+            kwargs={"connect_timeout": timeout},
         )
         try:
             await pool.open(wait=True, timeout=self.connect_timeout)
-            async with pool.connection() as connection:
-                await migrate(connection, self.schema, self.describe(), read_only=self.read_only)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             await pool.close()
             raise StoreUnavailableError(
-                f"cannot reach {self.describe()}: {exc} (is PostgreSQL running? set "
-                "PAIGEANT_STORE_URL, e.g. postgresql://user@host:5432/dbname)"
+                f"cannot reach {self.describe()}: {_one_line(exc)}"
             ) from None
         except BaseException:
             await pool.close()
@@ -165,7 +183,9 @@ class PostgresWorkflowStore(WorkflowStore):
         except _ROLLED_BACK:
             raise  # a deadlock or serialization failure: the caller retries the transaction
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailableError(f"{self.describe()} is unavailable: {exc}") from exc
+            raise StoreUnavailableError(
+                f"{self.describe()} is unavailable: {_one_line(exc)}"
+            ) from exc
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -435,3 +455,25 @@ class PostgresWorkflowStore(WorkflowStore):
                 logger.warning("watch() could not read (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _check_url(url: str) -> None:
+    """ConfigurationError for a URL libpq cannot use, before anything tries to connect."""
+    hint = "use postgresql://user@host:5432/dbname or a key=value conninfo string"
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(
+            f"invalid PostgreSQL URL for the postgres workflow store: {_one_line(exc)}; {hint}"
+        ) from None
+    for port in str(info.get("port", "")).split(","):
+        if port and not port.strip().isdigit():
+            raise ConfigurationError(
+                f"invalid PostgreSQL URL for the postgres workflow store: port {port!r} is not "
+                f"a number; {hint}"
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (libpq's span several)."""
+    return " ".join(str(exc).split())
