@@ -28,7 +28,7 @@ from ..transports.base import Delivery, Transport
 from ..transports.consuming import consume_resiliently
 from ..transports.leases import LeaseKeeper, heartbeat_interval
 from ..transports.queues import monitor_queue
-from ..workflow.events import WorkflowEvent
+from ..workflow.events import TERMINAL_STATUS, WorkflowEvent
 from ..workflow.wire import CORRELATION_HEADER, RejectedMessage, Wire
 from .base import WorkflowStore
 from .records import WorkflowRecord
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: Errors that mean the store is down (hold the batch and retry) rather than a bad event.
 _UNAVAILABLE = (StoreUnavailableError, ConnectionError, OSError, TimeoutError)
-_FINAL = frozenset({"completed", "faulted", "terminated", "compensation_failed"})
+_FINAL = frozenset(TERMINAL_STATUS.values())
 
 
 class Monitor:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from ..workflow.events import EventType, WorkflowEvent
+from ..workflow.events import TERMINAL_STATUS, EventType, WorkflowEvent
 from ..workflow.messages import ActivityLogEntry, ActivitySpec, Fault
 
 __all__ = [
@@ -41,12 +41,6 @@ STATUSES: tuple[WorkflowState, ...] = (
 )
 StepState = Literal["running", "retrying", "completed", "faulted"]
 
-_TERMINAL: dict[EventType, WorkflowState] = {
-    EventType.WORKFLOW_COMPLETED: "completed",
-    EventType.WORKFLOW_TERMINATED: "terminated",
-    EventType.WORKFLOW_FAULTED: "faulted",
-    EventType.WORKFLOW_COMPENSATION_FAILED: "compensation_failed",
-}
 #: When two different terminal events arrive (a duplicate run), the later in this order wins.
 _TERMINAL_RANK: dict[str, int] = {
     "completed": 1,
@@ -218,8 +212,8 @@ class WorkflowRecord(_Record):
         kind = event.type
         if kind == EventType.WORKFLOW_DISPATCHED:
             self._dispatched(event)
-        elif kind in _TERMINAL:
-            self._finished(event, _TERMINAL[kind])
+        elif kind in TERMINAL_STATUS:
+            self._finished(event, TERMINAL_STATUS[kind])
         elif kind == EventType.ACTIVITY_STARTED:
             step = self._step(event)
             step.started += 1

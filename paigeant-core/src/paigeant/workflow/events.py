@@ -19,6 +19,7 @@ from .messages import (
 __all__ = [
     "OPT_IN_EVENTS",
     "TERMINAL_EVENTS",
+    "TERMINAL_STATUS",
     "EventType",
     "WorkflowEvent",
     "WorkflowResult",
@@ -42,26 +43,21 @@ class EventType(StrEnum):
     ITINERARY_REVISED = "ItineraryRevised"
 
 
-TERMINAL_EVENTS: frozenset[EventType] = frozenset(
-    {
-        EventType.WORKFLOW_COMPLETED,
-        EventType.WORKFLOW_FAULTED,
-        EventType.WORKFLOW_TERMINATED,
-        EventType.WORKFLOW_COMPENSATION_FAILED,
-    }
-)
-
-#: Per-attempt events sent only to subscriptions that name them (see ``Subscription``).
-OPT_IN_EVENTS: frozenset[EventType] = frozenset(EventType(name) for name in OPT_IN_EVENT_TYPES)
-
 WorkflowStatus = Literal["completed", "faulted", "terminated", "compensation_failed"]
 
-_STATUS: dict[EventType, WorkflowStatus] = {
+#: The status each terminal event ends its workflow in (the one place that pairs them).
+TERMINAL_STATUS: dict[EventType, WorkflowStatus] = {
     EventType.WORKFLOW_COMPLETED: "completed",
     EventType.WORKFLOW_FAULTED: "faulted",
     EventType.WORKFLOW_TERMINATED: "terminated",
     EventType.WORKFLOW_COMPENSATION_FAILED: "compensation_failed",
 }
+
+#: The events that end a workflow.
+TERMINAL_EVENTS: frozenset[EventType] = frozenset(TERMINAL_STATUS)
+
+#: Per-attempt events sent only to subscriptions that name them (see ``Subscription``).
+OPT_IN_EVENTS: frozenset[EventType] = frozenset(EventType(name) for name in OPT_IN_EVENT_TYPES)
 
 
 class WorkflowEvent(BaseModel):
@@ -118,7 +114,7 @@ class WorkflowResult(BaseModel):
         """Build the result from a terminal event."""
         return cls(
             correlation_id=event.correlation_id,
-            status=_STATUS[event.type],
+            status=TERMINAL_STATUS[event.type],
             variables=event.variables,
             outputs={entry.name: entry.output for entry in event.activity_log},
             error=event.error,
