@@ -237,8 +237,8 @@ class Monitor:
                 )
                 await self._give_back(deliveries, self.retry_delay)
                 return
+        self.recorded += len(events)  # committed: recorded, whatever becomes of the acks
         await self._ack_all(events, deliveries)
-        self.recorded += len(events)
         async with self._progress:
             self._progress.notify_all()
 
