@@ -386,12 +386,26 @@ async def test_a_role_that_may_only_select_reads_the_store(
 
 
 @pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://db.example:abc/ops", "port 'abc' is not a number"),
+        ("mysql://db.example/ops", "invalid PostgreSQL URL for the postgres workflow store"),
+        ("postgresql://db.example/ops?colour=blue", 'invalid URI query parameter: "colour"'),
+    ],
+)
+def test_a_malformed_url_is_a_configuration_error_before_any_connection(
+    url: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)) as caught:
+        PostgresWorkflowStore(url=url)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
     ("url", "code", "message"),
     [
         ("postgresql://127.0.0.1:1/none", 1, "cannot reach the postgres workflow store at"),
         ("postgresql://db.example:abc/ops", 2, "port 'abc' is not a number"),
-        ("mysql://db.example/ops", 2, "invalid PostgreSQL URL for the postgres workflow store"),
-        ("postgresql://db.example/ops?colour=blue", 2, 'invalid URI query parameter: "colour"'),
     ],
 )
 def test_a_bad_or_unreachable_url_is_one_line_at_once(
