@@ -116,7 +116,7 @@ def list_dead_letters(
     store: StoreOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the dead letters of QUEUE, oldest first (they stay where they are)."""
+    """List the dead letters of QUEUE, oldest first (browsed where the transport can, else read and put back)."""
     chosen, source = _open_dead_letters(queue, transport, option, "dead-letters list")
 
     async def run() -> list[DeadLetter]:
