@@ -177,9 +177,9 @@ class DeadLetters:
                 return [DeadLetter.from_delivery(delivery, self.queue) for delivery in held[:limit]]
         return [DeadLetter.from_delivery(message, self.queue) for message in found]
 
-    async def get(self, dead_letter_id: str) -> DeadLetter | None:
-        """The dead letter with ``dead_letter_id``, or None."""
-        for letter in await self.list(SCAN_LIMIT):
+    async def get(self, dead_letter_id: str, *, limit: int = SCAN_LIMIT) -> DeadLetter | None:
+        """The dead letter with ``dead_letter_id`` among the first ``limit``, or None."""
+        for letter in await self.list(limit):
             if letter.id == dead_letter_id:
                 return letter
         return None
