@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
-from paigeant import EventType, SqliteWorkflowStore, activity_queue
+from paigeant import EventType, SqliteWorkflowStore, TransportConnectionError, activity_queue
 from paigeant.cli import _shared
-from paigeant.cli.app import app
+from paigeant.cli.app import app, main
 from paigeant.testing import Receiver, WorkflowEvents
 from paigeant.transports.inmemory import InMemoryBroker, InMemoryTransport
 
@@ -131,11 +132,31 @@ def test_workflow_errors_are_one_clear_line(
     assert "Traceback" not in result.output
 
 
-def test_an_unreachable_store_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAIGEANT_STORE_URL", "/proc/no-such-dir/paigeant.db")
+@pytest.mark.parametrize(
+    "args", [["workflows", "list"], ["workflows", "show", "some-id"], ["queues", "--json"]]
+)
+def test_read_commands_create_no_store(
+    broker: InMemoryBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+) -> None:
+    home = tmp_path / "fresh-home"
+    monkeypatch.setenv("PAIGEANT_HOME", str(home))
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: no workflow store at {home / 'paigeant.db'}: run a")
+    assert "paigeant monitor" in result.output and "paigeant demo" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not home.exists(), "a read command created the store"
+
+
+def test_an_unreadable_store_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    monkeypatch.setenv("PAIGEANT_STORE_URL", str(junk))
     result = invoke("workflows", "list")
     assert result.exit_code == 1
-    assert result.output.startswith("error: cannot open the sqlite workflow store at /proc/")
+    assert result.output.startswith(f"error: cannot read the sqlite workflow store at {junk}")
     assert len(result.output.strip().splitlines()) == 1
 
 
@@ -240,5 +261,78 @@ def test_queues_without_a_store_or_names_says_what_to_do(
     monkeypatch.setenv("PAIGEANT_STORE_URL", "/proc/no-such-dir/paigeant.db")
     result = invoke("queues")
     assert result.exit_code == 1
-    assert "cannot open the sqlite workflow store" in result.output
+    assert "no workflow store at /proc/no-such-dir/paigeant.db" in result.output
     assert "or name the queues: paigeant queues ACTIVITY..." in result.output
+
+
+def test_dead_letters_are_listed_on_a_transport_without_stats_and_no_store(
+    broker: InMemoryBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a deployment that never ran a monitor: the store knows no activity; stats cannot tell
+    monkeypatch.setenv("PAIGEANT_HOME", str(tmp_path))
+
+    async def no_stats(self: InMemoryTransport, queue: str) -> Any:
+        raise NotImplementedError
+
+    monkeypatch.setattr(SharedMemory, "stats", no_stats)
+    asyncio.run(_park(broker, "charge", [b"one", b"two"]))
+    result = invoke("dead-letters", "list", "charge", "--json")
+    assert result.exit_code == 0, result.output
+    assert [d["id"] for d in json.loads(result.output)] == ["msg-0", "msg-1"]
+
+
+def test_dead_letters_show_redacts_tokens_unless_raw(broker: InMemoryBroker, recorded: Any) -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbm4ifQ.c2lnbmF0dXJl"
+    torn = b'{"obo_token": "very-secret", "note": "' + jwt.encode() + b'", "cut'
+    asyncio.run(_park(broker, "fetch", [torn]))
+    for args in ([], ["--json"]):
+        shown = invoke("dead-letters", "show", "fetch", "msg-0", *args)
+        assert shown.exit_code == 0, shown.output
+        assert "very-secret" not in shown.output and jwt not in shown.output
+        assert "<redacted>" in shown.output
+    raw = invoke("dead-letters", "show", "fetch", "msg-0", "--json", "--raw")
+    assert raw.exit_code == 0, raw.output
+    assert json.loads(raw.output)["body"] == torn.decode()
+
+
+def test_long_errors_stay_on_one_line(broker: InMemoryBroker) -> None:
+    module = "no_such_module_" + "x" * 120
+    worker = invoke("worker", module)
+    assert worker.exit_code == 2, worker.output
+    assert len(worker.output.strip().splitlines()) == 1, worker.output
+    assert module in worker.output
+    bad_name = "Not A Valid Activity Name " * 5
+    dispatched = invoke("dispatch", bad_name)
+    assert dispatched.exit_code == 2, dispatched.output
+    assert len(dispatched.output.strip().splitlines()) == 1, dispatched.output
+
+
+class Unreachable(SharedMemory):
+    """A broker that cannot be reached."""
+
+    async def connect(self) -> None:
+        raise TransportConnectionError(
+            "cannot reach the broker at broker.example:6379 (connection refused)\n\tis it up?"
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["dead-letters", "list", "fetch"], 1), (["workflows", "list", "--store", "nope"], 2)],
+)
+def test_the_script_exits_1_for_the_unreachable_and_2_for_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    recorded: Any,
+    argv: list[str],
+    code: int,
+) -> None:
+    monkeypatch.setattr(_shared, "get_transport", lambda name=None, **o: Unreachable(**o))
+    monkeypatch.setenv("PAIGEANT_SIGNER", "none")
+    monkeypatch.setattr(sys, "argv", ["paigeant", *argv])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == code
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ")

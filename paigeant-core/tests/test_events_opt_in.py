@@ -22,6 +22,7 @@ from paigeant import (
     monitor_queue,
 )
 from paigeant.testing import Receiver
+from paigeant.transports import inmemory
 from paigeant.transports.inmemory import InMemoryTransport
 
 calls: dict[str, int] = {}
@@ -200,3 +201,52 @@ async def test_a_failed_dispatched_event_does_not_fail_the_dispatch(
         await delivery.ack()
     await dispatcher.close()
     await asyncio.sleep(0)
+
+
+async def test_a_refused_per_attempt_event_changes_nothing_about_the_step(
+    transport: InMemoryTransport,
+    start_worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport.max_deliveries = 3
+    real = transport.publish
+    refused: list[str] = []
+
+    async def publish(queue: str, body: bytes, *, message_id: str, **kwargs: Any) -> None:
+        if queue == monitor_queue() and (
+            ".ActivityStarted." in message_id or ".ActivityRetried." in message_id
+        ):
+            refused.append(message_id)
+            raise ConnectionError("the monitor queue refused the event")
+        await real(queue, body, message_id=message_id, **kwargs)
+
+    delays: list[float] = []
+    original_nack = inmemory._InMemoryDelivery.nack
+
+    async def nack(self: inmemory._InMemoryDelivery, *, delay: float = 0.0) -> None:
+        delays.append(delay)
+        await original_nack(self, delay=delay)
+
+    monkeypatch.setattr(transport, "publish", publish)
+    monkeypatch.setattr(inmemory._InMemoryDelivery, "nack", nack)
+    start_worker(Worker(transport, [flaky]))
+    dispatcher = WorkflowDispatcher(transport, monitor=True)
+    cid = await dispatcher.dispatch_workflow([ActivitySpec(name="flaky")])
+    result = await dispatcher.wait_for(cid, timeout=10)
+    assert result.status == "completed" and result.output == "third time lucky"
+    assert result.activity_log[0].attempt == 3
+    assert delays == [0.01, 0.02], "the retry delays changed"
+    assert len(refused) == 5  # three starts, two retries
+    assert (await transport.stats("paigeant.flaky")).dead == 0
+    kinds = [e.type for e in await _drain(transport, monitor_queue())]
+    assert kinds == [
+        EventType.WORKFLOW_DISPATCHED,
+        EventType.ACTIVITY_COMPLETED,
+        EventType.WORKFLOW_COMPLETED,
+    ], "the events that travel with the step's ack were lost"
+    warnings = [
+        r for r in caplog.records if "not sent to paigeant.monitor.events" in r.getMessage()
+    ]
+    assert len(warnings) == 5 and all(getattr(r, "correlation_id", None) == cid for r in warnings)
+    await dispatcher.close()

@@ -11,6 +11,7 @@ class TestInMemoryConformance(TransportConformance):
 
     visibility_timeout = 0.5
     redelivery_grace = 1.0
+    supports_browse = True
 
     def make_transport(self) -> InMemoryTransport:
         # One broker per test (pytest makes a new instance for each): every transport made in a

@@ -181,3 +181,26 @@ def test_envelope_grows_linearly_with_steps() -> None:
         message = _message([ActivitySpec(name=f"s{i}") for i in range(steps)], {}, 0)
         sizes.append(len(encode_message(message)))
     assert sizes[2] - sizes[1] == pytest.approx(2 * (sizes[1] - sizes[0]), rel=0.05)
+
+
+def test_naive_times_in_events_and_logs_are_taken_as_utc() -> None:
+    from datetime import timedelta, timezone
+
+    from paigeant import WorkflowEvent
+
+    event = WorkflowEvent.model_validate_json(
+        '{"type": "WorkflowCompleted", "correlation_id": "c", "timestamp": "2026-01-01T10:00:00",'
+        ' "activity_log": [{"name": "a", "started_at": "2026-01-01T09:59:59", "attempt": 1,'
+        ' "finished_at": "2026-01-01T10:00:00+02:00", "worker": "w"}]}'
+    )
+    assert event.timestamp == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    entry = event.activity_log[0]
+    assert entry.started_at.tzinfo is UTC
+    assert entry.finished_at.utcoffset() == timedelta(hours=2), "an aware time was changed"
+    assert entry.finished_at < event.timestamp  # comparable: no TypeError
+    assert WorkflowEvent(type="WorkflowCompleted", correlation_id="c").timestamp.tzinfo is not None
+    aware = datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5)))
+    assert (
+        WorkflowEvent(type="WorkflowCompleted", correlation_id="c", timestamp=aware).timestamp
+        == aware
+    )

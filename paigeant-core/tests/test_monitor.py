@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,12 +15,14 @@ from paigeant import (
     DEAD_LETTER_REASON_HEADER,
     ActivityContext,
     ActivitySpec,
+    Delivery,
     HmacSigner,
     MemoryWorkflowStore,
     Monitor,
     RetryPolicy,
     SqliteWorkflowStore,
     StoreUnavailableError,
+    TransportConnectionError,
     Worker,
     WorkflowDispatcher,
     WorkflowEvent,
@@ -28,6 +32,7 @@ from paigeant import (
     monitor_queue,
 )
 from paigeant.testing import Receiver, WorkflowEvents
+from paigeant.transports import inmemory
 from paigeant.transports.inmemory import InMemoryTransport
 from paigeant.workflow.codec import canonical_json
 from paigeant.workflow.wire import Wire
@@ -262,6 +267,112 @@ async def test_a_store_outage_holds_the_batch_without_burning_deliveries(
         assert await store.get(w.correlation_id) is not None
         assert (await transport.stats(monitor_queue())).dead == 0
         assert "workflow store unavailable (database is restarting)" in caplog.text
+
+
+class DownFor(MemoryWorkflowStore):
+    """Unavailable until ``seconds`` after it is created."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.up_at = time.monotonic() + seconds
+
+    async def record_many(self, events: Sequence[WorkflowEvent]) -> int:
+        if time.monotonic() < self.up_at:
+            raise StoreUnavailableError("database is down")
+        return await super().record_many(events)
+
+
+async def test_an_outage_of_many_leases_dead_letters_nothing_and_loses_nothing() -> None:
+    # 450 events: one batch commits (and waits), the next is verified, the rest wait in the
+    # inbox or the queue; the outage lasts ten leases, past max_deliveries leases
+    transport = InMemoryTransport(visibility_timeout=0.2, max_deliveries=3)
+    async with transport:
+        workflows = [WorkflowEvents() for _ in range(150)]
+        events = [
+            e
+            for w in workflows
+            for e in (w.dispatched(["a"]), w.started(0, "a"), w.completed(0, "a"))
+        ]
+        await publish_events(transport, events)
+        store = DownFor(seconds=2.0)
+        monitor = Monitor(transport, store, signer=SIGNER, batch_size=50)
+        async with running(monitor):
+            for _ in range(400):
+                if monitor.recorded >= len(events):
+                    break
+                await asyncio.sleep(0.02)
+        stats = await transport.stats(monitor_queue())
+        assert stats.dead == 0, f"{stats.dead} events dead-lettered by the outage"
+        assert monitor.recorded == len(events) and len(store._seen) == len(events)
+        for w in workflows:
+            record = await store.get(w.correlation_id)
+            assert record is not None and record.events == 3
+
+
+async def test_a_failed_ack_is_logged_and_the_monitor_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = inmemory._InMemoryDelivery.ack
+    failures: list[str] = []
+
+    async def ack_failing_once(self: inmemory._InMemoryDelivery, **kwargs: Any) -> None:
+        if not failures:
+            failures.append(self.message_id)
+            raise TransportConnectionError("connection reset while acking")
+        await original(self, **kwargs)
+
+    monkeypatch.setattr(inmemory._InMemoryDelivery, "ack", ack_failing_once)
+    async with InMemoryTransport(visibility_timeout=0.3) as transport:
+        first, second = WorkflowEvents(), WorkflowEvents()
+        await publish_events(transport, [first.dispatched(["a"])])
+        store = MemoryWorkflowStore()
+        monitor = Monitor(transport, store, signer=SIGNER)
+        task = asyncio.ensure_future(monitor.run())
+        await asyncio.wait_for(monitor.ready.wait(), 5)
+        for _ in range(100):
+            if failures:
+                break
+            await asyncio.sleep(0.02)
+        await publish_events(transport, [second.dispatched(["a"])])
+        for _ in range(200):
+            if await store.get(second.correlation_id) is not None and monitor.recorded >= 3:
+                break
+            await asyncio.sleep(0.02)
+        assert not task.done(), f"the monitor stopped: {task.exception()!r}"
+        monitor.stop()
+        await asyncio.wait_for(task, 5)
+        assert await store.get(second.correlation_id) is not None
+        # the first event came back after its lease and changed nothing
+        assert (await store.get(first.correlation_id)).events == 1  # type: ignore[union-attr]
+        assert (await transport.stats(monitor_queue())).ready == 0
+    assert "is recorded but its ack failed (TransportConnectionError" in caplog.text
+
+
+class ConsumeFailsOnce(InMemoryTransport):
+    """Its first consume loop raises as a connection reset would."""
+
+    failed = False
+
+    async def consume(self, queue: str, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
+        if not self.failed:
+            self.failed = True
+            raise TransportConnectionError("connection reset by peer")
+        async for delivery in super().consume(queue, prefetch=prefetch):
+            yield delivery
+
+
+async def test_a_failed_consume_loop_is_opened_again(caplog: pytest.LogCaptureFixture) -> None:
+    async with ConsumeFailsOnce() as transport:
+        w = WorkflowEvents()
+        await publish_events(transport, [w.dispatched(["a"])])
+        store = MemoryWorkflowStore()
+        async with running(Monitor(transport, store, signer=SIGNER)):
+            for _ in range(200):
+                if await store.get(w.correlation_id) is not None:
+                    break
+                await asyncio.sleep(0.02)
+        assert transport.failed and await store.get(w.correlation_id) is not None
+    assert "consuming paigeant.monitor.events failed; retrying" in caplog.text
 
 
 class RefusesOne(MemoryWorkflowStore):

@@ -61,7 +61,7 @@ async def test_lost_lease_is_logged_with_the_correlation_id_and_the_step_finishe
         extends += 1
         raise LeaseLostError("the lease ran out (test)")
 
-    caplog.set_level(logging.WARNING, logger="paigeant.runtime.step")
+    caplog.set_level(logging.WARNING, logger="paigeant.transports.leases")
     cid, result = await run_step(lost)
     assert result.status == "completed" and finished == [1], "the step did not carry on"
     assert extends == 1, f"the heartbeat kept extending a lost lease ({extends} calls)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 from paigeant import (
     MemoryWorkflowStore,
+    Monitor,
     PluginNotFoundError,
     SqliteWorkflowStore,
     StoreUnavailableError,
@@ -136,7 +139,7 @@ import asyncio, sys
 from paigeant import SqliteWorkflowStore
 async def main():
     seen = 0
-    async with SqliteWorkflowStore(url=sys.argv[1]) as store:
+    async with SqliteWorkflowStore(url=sys.argv[1], read_only=True) as store:
         for _ in range(40):
             page = await store.list(limit=1000)
             seen = max(seen, len(page.items))
@@ -164,3 +167,111 @@ async def test_processes_read_while_a_monitor_writes(tmp_path: Path) -> None:
             assert int(out) > 0
         assert (await writer.counts())["running"] == 1200
         assert json.loads((await writer.list(limit=1)).model_dump_json())["items"]
+
+
+async def test_a_reader_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "paigeant.db"
+    store = SqliteWorkflowStore(url=str(path), read_only=True)
+    with pytest.raises(StoreUnavailableError) as caught:
+        await store.connect()
+    assert str(caught.value).startswith(f"no workflow store at {path}: run a monitor")
+    assert "paigeant demo" in str(caught.value)
+    assert not path.parent.exists(), "a reader created the store's directory"
+
+
+async def test_connecting_takes_no_write_lock_when_the_schema_is_current(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    async with SqliteWorkflowStore(url=str(path)) as writer:
+        await writer.record(WorkflowEvents().dispatched(["a"]))
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another monitor in the middle of a batch
+        try:
+            for read_only in (True, False):
+                async with SqliteWorkflowStore(
+                    url=str(path), busy_timeout=0.2, read_only=read_only
+                ) as other:
+                    assert len((await other.list()).items) == 1
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+
+async def test_a_read_only_store_records_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    async with SqliteWorkflowStore(url=str(path)):
+        pass
+    async with SqliteWorkflowStore(url=str(path), read_only=True) as reader:
+        with pytest.raises(ConfigurationError, match="opened read-only"):
+            await reader.record(WorkflowEvents().dispatched(["a"]))
+        from paigeant.transports.inmemory import InMemoryTransport
+
+        with pytest.raises(ValueError, match="is read-only"):
+            Monitor(InMemoryTransport(), reader, signer="none")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+async def test_a_reader_migrates_an_old_schema_only_where_it_may_write(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()  # an empty file: schema version 0
+    async with SqliteWorkflowStore(url=str(path), read_only=True) as reader:
+        assert (await reader.list()).items == []
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+def _without_write_access() -> list[str]:
+    """A command prefix under which this user cannot write what its permissions say it may not."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: root's permission override cannot be dropped")
+    return [setpriv, "--bounding-set=-all", "--"]
+
+
+READ_ONLY_READER = """
+import asyncio, sys
+from paigeant import SqliteWorkflowStore
+async def main():
+    async with SqliteWorkflowStore(url=sys.argv[1], read_only=True) as store:
+        print(len((await store.list(limit=1000)).items))
+asyncio.run(main())
+"""
+
+
+def _read_as_unprivileged(path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PAIGEANT_STORE_URL": str(path), "PAIGEANT_HOME": str(path.parent)}
+    return subprocess.run(
+        [*_without_write_access(), sys.executable, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+async def test_readers_read_a_database_they_cannot_write(tmp_path: Path) -> None:
+    folder = tmp_path / "read-only"
+    path = folder / "paigeant.db"
+    async with SqliteWorkflowStore(url=str(path)) as writer:
+        await writer.record_many([WorkflowEvents().dispatched(["a"]) for _ in range(3)])
+        if os.geteuid() == 0:  # a monitor keeps it open (its -wal and -shm exist) meanwhile
+            folder.chmod(0o555)
+            done = _read_as_unprivileged(path, "-c", READ_ONLY_READER, str(path))
+            assert (done.returncode, done.stdout.strip()) == (0, "3"), done.stderr
+            folder.chmod(0o755)
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        assert sorted(p.name for p in folder.iterdir()) == ["paigeant.db"]
+        done = _read_as_unprivileged(path, "-c", READ_ONLY_READER, str(path))
+        assert (done.returncode, done.stdout.strip()) == (0, "3"), done.stderr
+        cli = _read_as_unprivileged(path, "-m", "paigeant", "workflows", "list", "--json")
+        assert cli.returncode == 0, cli.stderr
+        assert len(json.loads(cli.stdout)["items"]) == 3
+        assert sorted(p.name for p in folder.iterdir()) == ["paigeant.db"]
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)

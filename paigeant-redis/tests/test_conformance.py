@@ -25,6 +25,7 @@ class TestRedisConformance(TransportConformance):
     visibility_timeout = 1.0
     redelivery_grace = 3.0
     publish_failure_bound = 15.0  # publish_timeout (10 s by default) plus slack
+    supports_browse = True
 
     @pytest.fixture(autouse=True)
     def _redis_settings(self, aof_redis: Any, key_prefix: str) -> None:

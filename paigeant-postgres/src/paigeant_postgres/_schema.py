@@ -60,28 +60,66 @@ def check_schema_name(schema: str) -> str:
     return schema
 
 
-async def migrate(connection: AsyncConnection[Any], schema: str, where: str) -> int:
-    """Create or upgrade ``schema`` to SCHEMA_VERSION, one connector at a time; return the version found."""
+async def migrate(
+    connection: AsyncConnection[Any], schema: str, where: str, *, read_only: bool = False
+) -> int:
+    """Create or upgrade ``schema`` to SCHEMA_VERSION, one connector at a time; return the version found.
+
+    The version is read first, without a lock: a schema already at SCHEMA_VERSION is only read,
+    so a role that may only read (or only read and write rows) connects. ``read_only``: never
+    create or migrate; a schema that is missing or behind is StoreUnavailableError.
+    """
     quoted = f'"{check_schema_name(schema)}"'
+    async with connection.transaction():  # a transaction of its own: the connection goes back idle
+        found = await _version(connection, schema, quoted, where)
+    if found == SCHEMA_VERSION:
+        return found
+    if read_only:
+        if found == 0:
+            raise StoreUnavailableError(
+                f"no workflow store at {where}: run a monitor (paigeant monitor) or the demo "
+                "first, or set PAIGEANT_STORE_URL and PAIGEANT_POSTGRES_SCHEMA to where one is"
+            )
+        raise StoreUnavailableError(
+            f"the workflow store at {where} has schema version {found}, older than this "
+            f"paigeant-postgres's ({SCHEMA_VERSION}): run `paigeant monitor` once to migrate it"
+        )
     lock = zlib.crc32(f"paigeant-store:{schema}".encode())
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        cursor = await connection.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+        )
+        if await cursor.fetchone() is None:  # CREATE SCHEMA needs a privilege readers lack
+            await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         await connection.execute(
             f"CREATE TABLE IF NOT EXISTS {quoted}.schema_version (version INTEGER NOT NULL)"
         )
-        cursor = await connection.execute(f"SELECT max(version) FROM {quoted}.schema_version")
-        row = await cursor.fetchone()
-        found = int(row[0]) if row and row[0] is not None else 0
-        if found > SCHEMA_VERSION:
-            raise StoreUnavailableError(
-                f"the workflow store at {where} has schema version {found}, newer than this "
-                f"paigeant-postgres understands ({SCHEMA_VERSION}): upgrade paigeant-postgres"
-            )
+        found = await _version(connection, schema, quoted, where)  # again, under the lock
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[version - 1]:
                 await connection.execute(statement.format(s=quoted))
             await connection.execute(
                 f"INSERT INTO {quoted}.schema_version (version) VALUES (%s)", (version,)
             )
+    return found
+
+
+async def _version(connection: AsyncConnection[Any], schema: str, quoted: str, where: str) -> int:
+    """The schema's version (0: no store there); StoreUnavailableError if newer than ours."""
+    cursor = await connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"{quoted}.schema_version",)
+    )
+    row = await cursor.fetchone()
+    if not row or not row[0]:
+        found = 0
+    else:
+        cursor = await connection.execute(f"SELECT max(version) FROM {quoted}.schema_version")
+        row = await cursor.fetchone()
+        found = int(row[0]) if row and row[0] is not None else 0
+    if found > SCHEMA_VERSION:
+        raise StoreUnavailableError(
+            f"the workflow store at {where} has schema version {found}, newer than this "
+            f"paigeant-postgres understands ({SCHEMA_VERSION}): upgrade paigeant-postgres"
+        )
     return found

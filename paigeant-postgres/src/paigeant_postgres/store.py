@@ -1,8 +1,9 @@
 """PostgresWorkflowStore: the production workflow store (psycopg 3, a connection pool).
 
 Every batch is one transaction: new event ids are claimed in ``events`` (so an event is applied
-once even when monitors compete for one queue), the workflows' rows are locked in a fixed order,
-folded, written, and the change counter is bumped last, which orders commits by that counter so
+once even when monitors compete for one queue), new workflows are numbered under a lock held to
+commit (so ``list`` pages stay stable), the workflows' rows are locked in a fixed order, folded,
+written, and the change counter is bumped last, which orders commits by that counter so
 ``watch()`` never skips a change. ``watch()`` listens on a channel notified at each commit.
 """
 
@@ -11,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import logging
 import os
+import time
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -21,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from paigeant import (
     WORKFLOW_STATUSES,
+    ConfigurationError,
     StoreUnavailableError,
     WorkflowEvent,
     WorkflowPage,
@@ -29,9 +34,12 @@ from paigeant import (
     WorkflowSummary,
 )
 
+from ._listener import Listener
 from ._schema import check_schema_name, migrate
 
 __all__ = ["DEFAULT_SCHEMA", "DEFAULT_URL", "PostgresWorkflowStore"]
+
+logger = logging.getLogger(__name__)
 
 #: Where the store is when neither ``url`` nor ``PAIGEANT_STORE_URL`` says.
 DEFAULT_URL = "postgresql://127.0.0.1:5432/paigeant"
@@ -40,6 +48,12 @@ DEFAULT_SCHEMA = "paigeant"
 
 _AFTER_EVERY_ROW = 2**62
 _DEADLOCK_RETRIES = 5
+#: Errors of SQLSTATE class 40 (transaction rollback): the transaction may simply be run again.
+_ROLLED_BACK = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.TransactionRollback,
+)
 
 
 class PostgresWorkflowStore(WorkflowStore):
@@ -56,6 +70,8 @@ class PostgresWorkflowStore(WorkflowStore):
         max_size: int = 4,
         connect_timeout: float = 10.0,
         poll_interval: float = 5.0,
+        reconnect_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         """Use the database at ``url`` (default ``PAIGEANT_STORE_URL``, then DEFAULT_URL).
 
@@ -64,17 +80,32 @@ class PostgresWorkflowStore(WorkflowStore):
             min_size, max_size: bounds of the connection pool.
             connect_timeout: seconds ``connect()`` waits for the server before
                 StoreUnavailableError.
-            poll_interval: seconds ``watch()`` waits for a notification before looking anyway.
+            poll_interval: seconds ``watch()`` waits for a notification before looking anyway
+                (and how often its quiet LISTEN connection is probed).
+            reconnect_timeout: seconds ``watch()`` keeps reconnecting (its LISTEN connection,
+                its queries) before StoreUnavailableError.
+            read_only: open only to read (``WorkflowStore.read_only``): never create or
+                migrate the schema (a role with SELECT only is enough), never write.
         """
         self.url = url or os.environ.get("PAIGEANT_STORE_URL", "").strip() or DEFAULT_URL
+        _check_url(self.url)
         chosen = schema or os.environ.get("PAIGEANT_POSTGRES_SCHEMA", "").strip() or DEFAULT_SCHEMA
         self.schema = check_schema_name(chosen)
         self.min_size, self.max_size = min_size, max_size
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
+        self.reconnect_timeout = reconnect_timeout
+        self.read_only = read_only
         self._pool: AsyncConnectionPool[Any] | None = None
+        self._listen: Listener | None = None
         self._s = f'"{self.schema}"'
         self._channel = f"paigeant_{self.schema}"[:63]
+        self._numbering_lock = zlib.crc32(f"paigeant-store-numbering:{self.schema}".encode())
+
+    @property
+    def listener_name(self) -> str:
+        """The ``application_name`` of the store's LISTEN connection (``pg_stat_activity``)."""
+        return f"paigeant-watch:{self.schema}"
 
     def describe(self) -> str:
         """``the postgres workflow store at host:port/db (schema s)``, without the password."""
@@ -91,26 +122,42 @@ class PostgresWorkflowStore(WorkflowStore):
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the pool (waiting at most ``connect_timeout``) and migrate the schema."""
+        """Reach the server (at most ``connect_timeout``), migrate the schema, open the pool.
+
+        One connection is made first: a server that cannot be reached (or refuses the login)
+        is one StoreUnavailableError at once, before any pool retries in the background.
+        """
         if self._pool is not None:
             return
+        timeout = max(1, round(self.connect_timeout))
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=timeout
+            ) as probe:
+                await migrate(probe, self.schema, self.describe(), read_only=self.read_only)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"cannot reach {self.describe()}: {_one_line(exc)} (is PostgreSQL running? set "
+                "PAIGEANT_STORE_URL, e.g. postgresql://user@host:5432/dbname)"
+            ) from None
+        except psycopg.Error as exc:  # a privilege or a server setting stands in the way
+            raise StoreUnavailableError(
+                f"{self.describe()} cannot be used: {_one_line(exc)}"
+            ) from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.url,
             min_size=self.min_size,
             max_size=self.max_size,
             open=False,
             timeout=self.connect_timeout,
-            kwargs={"connect_timeout": max(1, round(self.connect_timeout))},
+            kwargs={"connect_timeout": timeout},
         )
         try:
             await pool.open(wait=True, timeout=self.connect_timeout)
-            async with pool.connection() as connection:
-                await migrate(connection, self.schema, self.describe())
         except (PoolTimeout, psycopg.OperationalError) as exc:
             await pool.close()
             raise StoreUnavailableError(
-                f"cannot reach {self.describe()}: {exc} (is PostgreSQL running? set "
-                "PAIGEANT_STORE_URL, e.g. postgresql://user@host:5432/dbname)"
+                f"cannot reach {self.describe()}: {_one_line(exc)}"
             ) from None
         except BaseException:
             await pool.close()
@@ -118,7 +165,10 @@ class PostgresWorkflowStore(WorkflowStore):
         self._pool = pool
 
     async def close(self) -> None:
-        """Close the pool; idempotent."""
+        """Close the pool and the LISTEN connection (ending every watch()); idempotent."""
+        listener, self._listen = self._listen, None
+        if listener is not None:
+            await listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -130,25 +180,35 @@ class PostgresWorkflowStore(WorkflowStore):
         try:
             async with self._pool.connection() as connection:
                 yield connection
+        except _ROLLED_BACK:
+            raise  # a deadlock or serialization failure: the caller retries the transaction
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailableError(f"{self.describe()} is unavailable: {exc}") from exc
+            raise StoreUnavailableError(
+                f"{self.describe()} is unavailable: {_one_line(exc)}"
+            ) from exc
 
     # -- writing ---------------------------------------------------------------------------
 
     async def record_many(self, events: Sequence[WorkflowEvent]) -> int:
         """Record ``events`` in one transaction; return how many were new.
 
-        A deadlock with a competing monitor (possible when both create the same new workflows
-        in different orders) is retried.
+        Every lock is taken in one global order (event ids sorted, the new-workflow lock,
+        workflow rows by correlation id, the change counter), so competing monitors do not
+        deadlock; should PostgreSQL still abort the transaction (a deadlock or serialization
+        failure), it is retried a few times, then StoreUnavailableError is raised (a monitor
+        then holds the batch and tries again).
         """
+        self.check_writable()
         if not events:
             return 0
         for attempt in range(1, _DEADLOCK_RETRIES + 1):
             try:
                 return await self._record(events)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            except _ROLLED_BACK as exc:
                 if attempt == _DEADLOCK_RETRIES:
-                    raise
+                    raise StoreUnavailableError(
+                        f"{self.describe()} aborted the batch {attempt} times ({exc}); try again"
+                    ) from exc
                 await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -184,12 +244,7 @@ class PostgresWorkflowStore(WorkflowStore):
     ) -> None:
         s = self._s
         cids = builtins.list(fresh)
-        await db.execute(  # new workflows numbered in arrival order: the order ``list`` pages in
-            f"INSERT INTO {s}.workflows (correlation_id, status, change_seq, summary, record) "
-            "SELECT c, 'running', 0, '', '' FROM unnest(%s::text[]) WITH ORDINALITY AS t(c, n) "
-            "ORDER BY n ON CONFLICT (correlation_id) DO NOTHING",
-            (cids,),
-        )
+        await self._insert_new(db, cids)
         cursor = await db.execute(
             f"SELECT seq, correlation_id, record FROM {s}.workflows "
             "WHERE correlation_id = ANY(%s) ORDER BY correlation_id FOR UPDATE",
@@ -225,6 +280,36 @@ class PostgresWorkflowStore(WorkflowStore):
             ([a for a, _ in activities], [seq for _, seq in activities]),
         )
         await db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(change)))
+
+    async def _insert_new(self, db: psycopg.AsyncConnection[Any], cids: builtins.list[str]) -> None:
+        """Create the rows of workflows not recorded yet, numbered (``seq``) in arrival order.
+
+        ``seq`` is the order ``list`` pages in. The numbers are drawn under a transaction lock
+        held until commit, so transactions that create workflows commit in the order of their
+        numbers and a page already read never gains a row (competing monitors included). The
+        rows are inserted in correlation-id order, the lock order every monitor uses.
+        """
+        s = self._s
+        cursor = await db.execute(
+            f"SELECT correlation_id FROM {s}.workflows WHERE correlation_id = ANY(%s)", (cids,)
+        )
+        known = {row[0] for row in await cursor.fetchall()}
+        new = [cid for cid in cids if cid not in known]
+        if not new:
+            return
+        await db.execute("SELECT pg_advisory_xact_lock(%s)", (self._numbering_lock,))
+        cursor = await db.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'seq')) FROM generate_series(1, %s)",
+            (f"{s}.workflows", len(new)),
+        )
+        numbers = sorted(row[0] for row in await cursor.fetchall())
+        await db.execute(
+            f"INSERT INTO {s}.workflows (seq, correlation_id, status, change_seq, summary, record) "
+            "OVERRIDING SYSTEM VALUE SELECT n, c, 'running', 0, '', '' "
+            "FROM unnest(%s::bigint[], %s::text[]) AS t(n, c) "
+            "ORDER BY c ON CONFLICT (correlation_id) DO NOTHING",
+            (numbers, new),
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -313,29 +398,94 @@ class PostgresWorkflowStore(WorkflowStore):
         return [name for (name,) in rows]
 
     async def watch(self) -> AsyncIterator[WorkflowRecord]:
-        """Yield changed records as their transactions commit (LISTEN/NOTIFY, with a slow poll)."""
+        """Yield changed records as their transactions commit (LISTEN/NOTIFY, with a slow poll).
+
+        The store's watchers share one LISTEN connection. Should it (or the server) go away,
+        it is reconnected with backoff and every watcher looks again from where it was, so no
+        change is missed; StoreUnavailableError only after ``reconnect_timeout`` seconds of
+        failing to listen again or to query.
+        """
+        listener = self._listener()
+        changed = listener.subscribe()
         try:
-            listener = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout))
+            await listener.listening()  # LISTEN first, then the starting point: nothing missed
+            rows = await self._watch_fetch(
+                f"SELECT value FROM {self._s}.meta WHERE key = 'change_seq'", ()
             )
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"cannot reach {self.describe()}: {exc}") from None
-        try:
-            await listener.execute(f'LISTEN "{self._channel}"')
-            rows = await self._fetch(f"SELECT value FROM {self._s}.meta WHERE key = 'change_seq'")
             position = (int(rows[0][0]), _AFTER_EVERY_ROW)
             while True:
-                changed = await self._fetch(
+                changed.clear()
+                found = await self._watch_fetch(
                     f"SELECT change_seq, seq, record FROM {self._s}.workflows "
                     "WHERE (change_seq, seq) > (%s, %s) ORDER BY change_seq, seq LIMIT 500",
                     position,
                 )
-                for change, seq, record in changed:
+                for change, seq, record in found:
                     position = (change, seq)
                     yield WorkflowRecord.model_validate_json(record)
-                if not changed:
-                    async for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
-                        pass
+                if not found:
+                    listener.check()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), self.poll_interval)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(listener.close())
+            await asyncio.shield(listener.unsubscribe(changed))
+
+    def _listener(self) -> Listener:
+        if self._pool is None:
+            raise RuntimeError("the workflow store is not connected: call `await store.connect()`")
+        if self._listen is None:
+            self._listen = Listener(
+                self._connect_listener,
+                self._channel,
+                give_up_after=self.reconnect_timeout,
+                check_every=self.poll_interval,
+                where=self.describe(),
+            )
+        return self._listen
+
+    async def _connect_listener(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=max(1, round(self.connect_timeout)),
+            application_name=self.listener_name,
+        )
+
+    async def _watch_fetch(self, sql: str, params: Sequence[Any]) -> builtins.list[Any]:
+        """``_fetch`` for watch(): retried with backoff for up to ``reconnect_timeout`` seconds."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        backoff = 0.1
+        while True:
+            try:
+                return await self._fetch(sql, params)
+            except StoreUnavailableError as exc:
+                if time.monotonic() + backoff > deadline:
+                    raise StoreUnavailableError(
+                        f"watch() could not read {self.describe()} for "
+                        f"{self.reconnect_timeout:g}s: {exc}"
+                    ) from exc
+                logger.warning("watch() could not read (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+def _check_url(url: str) -> None:
+    """ConfigurationError for a URL libpq cannot use, before anything tries to connect."""
+    hint = "use postgresql://user@host:5432/dbname or a key=value conninfo string"
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(
+            f"invalid PostgreSQL URL for the postgres workflow store: {_one_line(exc)}; {hint}"
+        ) from None
+    for port in str(info.get("port", "")).split(","):
+        if port and not port.strip().isdigit():
+            raise ConfigurationError(
+                f"invalid PostgreSQL URL for the postgres workflow store: port {port!r} is not "
+                f"a number; {hint}"
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (libpq's span several)."""
+    return " ".join(str(exc).split())

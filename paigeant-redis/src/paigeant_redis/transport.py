@@ -17,10 +17,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from paigeant import Delivery, QueueStats, Transport, TransportConnectionError, dead_letter_queue
+from paigeant import (
+    BrowsedMessage,
+    Delivery,
+    QueueStats,
+    Transport,
+    TransportConnectionError,
+    dead_letter_queue,
+)
 
 from ._acks import AckBatcher
-from ._codec import delay_ms, encode_headers
+from ._codec import decode_entry, delay_ms, encode_headers, text
 from ._consumer import ConsumeLoop
 from ._errors import CONNECTION_ERRORS
 from ._keys import CONSUMER_GROUP, KeySpace
@@ -352,6 +359,36 @@ class RedisTransport(Transport):
         """Delete the queue's stream, delayed messages, forward-dedup record and markers."""
         client = self._connected_client()
         await client.delete(*self.keys.queue_keys(queue))
+
+    async def browse(self, queue: str, *, limit: int = 100) -> list[BrowsedMessage]:
+        """The queue stream's messages, oldest first, read with XRANGE (nothing is claimed).
+
+        Ready and in-flight entries (pending in the group) are shown, wake markers and delayed
+        messages (still in the delayed set) are not. Dead letters (``dead_letter_queue(q)``)
+        carry their ``DEAD_LETTER_*`` headers. Raises TransportConnectionError as ``publish``.
+        """
+        client = self._connected_client()
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        stream = self.keys.stream(queue)
+        found: list[BrowsedMessage] = []
+        start = "-"
+        async with self._bounded(f"cannot browse {queue!r}"):
+            while len(found) < limit:
+                count = limit - len(found) + 1  # one more: a marker may take a place
+                reply: Any = await client.xrange(stream, min=start, max="+", count=count)
+                entries = [(text(entry_id), dict(fields or {})) for entry_id, fields in reply or []]
+                for entry_id, fields in entries:
+                    if b"wake" in fields:
+                        continue
+                    body, message_id, headers, _ = decode_entry(entry_id, fields)
+                    found.append(BrowsedMessage(queue, message_id, body, headers))
+                    if len(found) == limit:
+                        break
+                if len(entries) < count:
+                    break
+                start = f"({entries[-1][0]}"
+        return found
 
     async def stats(self, queue: str) -> QueueStats:
         """Count ``queue``'s messages in one script, exact at the moment it runs.

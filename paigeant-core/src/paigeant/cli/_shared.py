@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import ConfigurationError, PluginLoadError, StoreUnavailableError
+from ..errors import (
+    ConfigurationError,
+    PluginLoadError,
+    StoreUnavailableError,
+    TransportConnectionError,
+)
 from ..plugins import get_transport
 from ..store.base import WorkflowStore
 from ..store.choice import get_workflow_store
@@ -20,18 +26,23 @@ from ..transports.base import Transport
 
 __all__ = [
     "JsonFlag",
+    "LogLevelOption",
     "StoreOption",
     "TransportOption",
     "TransportOptions",
     "configure_logging",
     "console",
     "err_console",
+    "error_line",
+    "exit_code",
     "fail",
     "make_transport",
     "open_store",
     "parse_vars",
     "print_json",
+    "quiet_library_logs",
     "refuse_in_memory",
+    "serve_until_ready",
 ]
 
 console = Console()
@@ -49,12 +60,33 @@ StoreOption = Annotated[
     typer.Option("--store", help="Workflow store name (PAIGEANT_STORE, default sqlite)."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+LogLevelOption = Annotated[str, typer.Option(help="Logging level.")]
+
+
+def error_line(message: str) -> None:
+    """Print ``error: message`` on stderr as one line, however long (never wrapped)."""
+    err_console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``error: message`` on stderr as one line and exit with ``code``."""
-    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    """Print ``error: message`` on stderr as one line and exit with ``code``.
+
+    Exit codes (docs/cli.md): 2 for a usage or configuration error, 1 for something not
+    found or not reachable.
+    """
+    error_line(message)
     raise typer.Exit(code)
+
+
+def exit_code(exc: BaseException) -> int:
+    """1 for something that cannot be reached (a store, a broker), 2 for a configuration error."""
+    unreachable = (StoreUnavailableError, TransportConnectionError, ConnectionError, TimeoutError)
+    return 1 if isinstance(exc, unreachable) else 2
+
+
+def quiet_library_logs() -> None:
+    """Keep library retry warnings (psycopg's pool) off a command's one-line errors."""
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def print_json(value: Any) -> None:
@@ -103,23 +135,52 @@ def configure_logging(level: str) -> None:
     )
 
 
-def make_store(name: str | None) -> WorkflowStore:
-    """The workflow store ``name``; an unknown or misconfigured one is a one-line error."""
+def make_store(name: str | None, *, read_only: bool = False) -> WorkflowStore:
+    """The workflow store ``name``; an unknown or misconfigured one is a one-line error.
+
+    ``read_only``: for commands that only read (``WorkflowStore.read_only``): nothing is
+    created, so a store no monitor has made is an error, and read-only files work.
+    """
+    if read_only:
+        quiet_library_logs()
     try:
-        return get_workflow_store(name)
+        store = get_workflow_store(name)
     except (LookupError, TypeError, ValueError, ConfigurationError, PluginLoadError) as exc:
         fail(str(exc), 2)
+    store.read_only = read_only
+    return store
 
 
 @contextlib.asynccontextmanager
 async def open_store(name: str | None) -> AsyncIterator[WorkflowStore]:
-    """The connected workflow store; one that cannot be reached is a one-line error (exit 1)."""
-    store = make_store(name)
+    """The workflow store connected to read; one that cannot be reached is one line (exit 1)."""
+    store = make_store(name, read_only=True)
     try:
         await store.connect()
-    except StoreUnavailableError as exc:
-        fail(str(exc))
+    except (StoreUnavailableError, ConfigurationError) as exc:
+        fail(str(exc), exit_code(exc))
     try:
         yield store
     finally:
         await store.close()
+
+
+async def serve_until_ready(
+    run: Coroutine[Any, Any, None], ready: asyncio.Event, ready_line: Callable[[], str]
+) -> None:
+    """Run ``run``; once ``ready`` is set print ``ready_line()`` on stdout; wait for the end.
+
+    The one line is for people and for the processes that start workers or monitors and wait
+    for them; it is not printed when ``run`` ends (or fails) before it was ready.
+    """
+    running = asyncio.ensure_future(run)
+    waiting = asyncio.ensure_future(ready.wait())
+    try:
+        await asyncio.wait([running, waiting], return_when=asyncio.FIRST_COMPLETED)
+        if waiting.done():
+            print(ready_line(), flush=True)
+        await running
+    finally:
+        waiting.cancel()
+        if not running.done():
+            running.cancel()

@@ -8,15 +8,25 @@ import signal
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import PaigeantError
 from ..plugins import core_version, list_plugins
 from ..settings import env_str
 from ..workflow.messages import ActivitySpec
+from ._shared import (
+    LogLevelOption,
+    StoreOption,
+    TransportOption,
+    TransportOptions,
+    console,
+    error_line,
+    exit_code,
+    fail,
+    make_store,
+    serve_until_ready,
+)
 from ._shared import configure_logging as _configure_logging
-from ._shared import console, err_console
 from ._shared import make_transport as _transport
 from ._shared import parse_vars as _parse_vars
 from ._shared import refuse_in_memory as _refuse_in_memory
@@ -71,17 +81,10 @@ def plugins() -> None:
 @app.command()
 def worker(
     targets: Annotated[list[str], typer.Argument(help="MODULE or MODULE:ATTR holding activities.")],
-    transport: Annotated[
-        str | None, typer.Option(help="Transport name (PAIGEANT_TRANSPORT).")
-    ] = None,
+    transport: TransportOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Steps run at once.")] = 10,
-    option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--option", "-o", help="Transport option KEY=VALUE, e.g. visibility_timeout=60."
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    option: TransportOptions = None,
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run a worker for the activities found in MODULE[:ATTR] until SIGTERM or Ctrl-C."""
     from ..runtime.loader import load_activities
@@ -93,26 +96,20 @@ def worker(
     try:
         activities = [act for target in targets for act in load_activities(target)]
     except ImportError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     runner = Worker(chosen, activities, concurrency=concurrency)
     transport_name = transport or env_str("PAIGEANT_TRANSPORT") or "inmemory"
 
     async def serve() -> None:
         async with chosen:
-            running = asyncio.ensure_future(runner.run())
-            ready = asyncio.ensure_future(runner.ready.wait())
-            await asyncio.wait([running, ready], return_when=asyncio.FIRST_COMPLETED)
-            if ready.done():
-                # One line, for people and for the processes that start workers and wait.
-                print(
+            await serve_until_ready(
+                runner.run(),
+                runner.ready,
+                lambda: (
                     f"{READY_PREFIX} worker={runner.name} transport={transport_name} "
-                    f"queues={','.join(runner.queues)}",
-                    flush=True,
-                )
-            else:
-                ready.cancel()
-            await running
+                    f"queues={','.join(runner.queues)}"
+                ),
+            )
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
@@ -126,13 +123,8 @@ def dispatch(
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the result and show it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
-    transport: Annotated[
-        str | None, typer.Option(help="Transport name (PAIGEANT_TRANSPORT).")
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", "-o", help="Transport option KEY=VALUE, e.g. url=redis://..."),
-    ] = None,
+    transport: TransportOption = None,
+    option: TransportOptions = None,
     monitor: Annotated[
         bool | None,
         typer.Option(
@@ -148,8 +140,7 @@ def dispatch(
     try:
         specs = [ActivitySpec(name=name) for name in activities]
     except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     chosen = _transport(transport, option)
     _refuse_in_memory(chosen, "dispatch")
 
@@ -164,7 +155,7 @@ def dispatch(
                 try:
                     result = await dispatcher.wait_for(cid, timeout=timeout)
                 except TimeoutError as exc:
-                    err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+                    error_line(str(exc))
                     return 1
                 console.print_json(result.model_dump_json())
                 return 0 if result.status == "completed" else 1
@@ -176,25 +167,17 @@ def dispatch(
 
 @app.command()
 def monitor(
-    transport: Annotated[
-        str | None, typer.Option(help="Transport name (PAIGEANT_TRANSPORT).")
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", "-o", help="Transport option KEY=VALUE, e.g. url=redis://..."),
-    ] = None,
-    store: Annotated[
-        str | None, typer.Option(help="Workflow store name (PAIGEANT_STORE, default sqlite).")
-    ] = None,
+    transport: TransportOption = None,
+    option: TransportOptions = None,
+    store: StoreOption = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Most events per store transaction.")
     ] = 200,
-    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Record the events of monitored workflows in the workflow store until SIGTERM or Ctrl-C."""
     from ..store.monitor import Monitor
     from ..transports.queues import monitor_queue
-    from ._shared import make_store
 
     _configure_logging(log_level)
     chosen = _transport(transport, option)
@@ -207,25 +190,20 @@ def monitor(
         try:
             await opened.connect()
         except PaigeantError as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(1) from None
+            fail(str(exc), exit_code(exc))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, recorder.stop)
         try:
             async with chosen:
-                running = asyncio.ensure_future(recorder.run())
-                ready = asyncio.ensure_future(recorder.ready.wait())
-                await asyncio.wait([running, ready], return_when=asyncio.FIRST_COMPLETED)
-                if ready.done():
-                    print(
-                        f"{MONITOR_READY_PREFIX} queue={monitor_queue()} transport={transport_name} "
-                        f"store={opened.name}",
-                        flush=True,
-                    )
-                else:
-                    ready.cancel()
-                await running
+                await serve_until_ready(
+                    recorder.run(),
+                    recorder.ready,
+                    lambda: (
+                        f"{MONITOR_READY_PREFIX} queue={monitor_queue()} "
+                        f"transport={transport_name} store={opened.name}"
+                    ),
+                )
         finally:
             await opened.close()
 
@@ -252,9 +230,13 @@ def demo(
 
 
 def main() -> None:
-    """Entry point of the ``paigeant`` script: errors are one clear line, not a traceback."""
+    """Entry point of the ``paigeant`` script: errors are one clear line, not a traceback.
+
+    Exit status 1 for a store or broker that cannot be reached, 2 for any other paigeant
+    error (configuration, a missing key...), as docs/cli.md says.
+    """
     try:
         app()
     except PaigeantError as exc:
-        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}")
-        raise SystemExit(2) from None
+        error_line(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(exit_code(exc)) from None

@@ -90,7 +90,7 @@ def dashboard(
         )
     except ConfigurationError as exc:
         fail(str(exc), 2)
-    opened = make_store(store)
+    opened = make_store(store, read_only=True)  # the dashboard only reads the store
     chosen = make_transport(transport, option)
     crosses = chosen.crosses_processes
 

@@ -52,8 +52,15 @@ def resolve_queue(value: str) -> str:
 
 
 async def _check_known(transport: Transport, queue: str, store_name: str | None) -> None:
-    """Exit with one line for a queue nobody knows: no recorded workflow uses it, and it is empty."""
-    store = make_store(store_name)
+    """Exit with one line for a queue nobody knows: no recorded workflow uses it, and it is empty.
+
+    Only when both can be told: without a store to ask, or a transport without ``stats``, the
+    name is trusted (the queue may simply be one no monitor has recorded).
+    """
+    stats = await queue_stats(transport, queue)
+    if stats is None or holds_messages(stats):
+        return
+    store = make_store(store_name, read_only=True)
     try:
         await store.connect()
     except PaigeantError:
@@ -62,17 +69,12 @@ async def _check_known(transport: Transport, queue: str, store_name: str | None)
         known = await known_queues(store)
     finally:
         await store.close()
-    if queue in known:
-        return
-    stats = await queue_stats(transport, queue)
-    if holds_messages(stats):
-        return
-    names = ", ".join(sorted(known))
-    fail(
-        f"unknown queue {queue!r}: no recorded workflow uses it"
-        + (" and it holds no messages" if stats is not None else "")
-        + f" (known queues: {names})"
-    )
+    if queue not in known:
+        names = ", ".join(sorted(known))
+        fail(
+            f"unknown queue {queue!r}: no recorded workflow uses it and it holds no messages "
+            f"(known queues: {names})"
+        )
 
 
 def _open_dead_letters(
@@ -92,7 +94,7 @@ def list_dead_letters(
     store: StoreOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the dead letters of QUEUE, oldest first (they stay where they are)."""
+    """List the dead letters of QUEUE, oldest first (browsed where the transport can, else read and put back)."""
     chosen, source = _open_dead_letters(queue, transport, option, "dead-letters list")
 
     async def run() -> list[DeadLetter]:
@@ -137,8 +139,14 @@ def show_dead_letter(
     option: TransportOptions = None,
     store: StoreOption = None,
     as_json: JsonFlag = False,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Show headers and body as they are, tokens included (no redaction)."
+        ),
+    ] = False,
 ) -> None:
-    """Show one dead letter: reason, headers and body (an on-behalf-of token is redacted)."""
+    """Show one dead letter: reason, headers and body (tokens redacted unless --raw)."""
     chosen, source = _open_dead_letters(queue, transport, option, "dead-letters show")
 
     async def run() -> DeadLetter | None:
@@ -149,18 +157,19 @@ def show_dead_letter(
     letter = asyncio.run(run())
     if letter is None:
         fail(f"no dead letter {dead_letter_id!r} in {dead_letter_queue(source)}")
+    shown = letter.to_dict(raw=raw)
     if as_json:
-        print_json(letter.to_dict())
+        print_json(shown)
         return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    for label, value in letter.to_dict().items():
+    for label, value in shown.items():
         if label not in ("headers", "body"):
             grid.add_row(label.replace("_", " "), "" if value is None else str(value))
     console.print(grid)
-    console.print(Panel(Pretty(dict(letter.headers)), title="headers", title_align="left"))
-    console.print(Panel(Pretty(letter.content()), title="body", title_align="left"))
+    console.print(Panel(Pretty(shown["headers"]), title="headers", title_align="left"))
+    console.print(Panel(Pretty(shown["body"]), title="body", title_align="left"))
 
 
 @dead_letters_app.command("redrive")
@@ -218,7 +227,7 @@ def queues(
     async def run() -> list[tuple[str, QueueStats | None]]:
         explicit = [resolve_queue(name) for name in names or []]
         if not explicit:
-            opened = make_store(store)
+            opened = make_store(store, read_only=True)
             try:
                 await opened.connect()
                 known = await known_queues(opened)

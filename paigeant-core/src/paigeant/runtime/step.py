@@ -14,13 +14,13 @@ from ..errors import (
     ActivityTimeoutError,
     IdentityProviderUnavailableError,
     InvalidTokenError,
-    LeaseLostError,
     MessageTooLargeError,
     NonRetryableError,
 )
 from ..security.identity import IdentityProvider
 from ..settings import namespace
 from ..transports.base import Delivery, Outgoing, Transport
+from ..transports.leases import LeaseKeeper, heartbeat_interval
 from ..transports.queues import activity_queue, compensate_queue
 from ..workflow.codec import MalformedMessageError, canonical_json, parse_message, serialize_message
 from ..workflow.events import EventType, WorkflowEvent
@@ -230,10 +230,14 @@ class StepRunner:
             )
             return {}
 
-    def _leased(self, delivery: Delivery, correlation_id: str) -> _Heartbeat:
-        """Keep the delivery's lease alive while the block runs (a timer, not a task per step)."""
-        interval = max(self.transport.visibility_timeout / 3, 0.01)
-        return _Heartbeat(delivery, interval, correlation_id)
+    def _leased(self, delivery: Delivery, correlation_id: str) -> LeaseKeeper:
+        """Keep the delivery's lease alive while the block runs (a timer, not a task per step).
+
+        A lost lease is logged once and the step carries on: its forwards keep their message
+        ids, so the copy running elsewhere is recognised.
+        """
+        interval = heartbeat_interval(self.transport)
+        return LeaseKeeper(interval, delivery, correlation_id=correlation_id)
 
     async def _completed(
         self,
@@ -519,14 +523,33 @@ class StepRunner:
     async def _announce_attempt(
         self, delivery: Delivery, message: PaigeantMessage, event: WorkflowEvent
     ) -> None:
-        """Publish a per-attempt event now (it rides on no ack); its id names the attempt."""
+        """Publish a per-attempt event now (it rides on no ack); its id names the attempt.
+
+        Best effort: these opt-in events only inform monitoring, so a publish that fails (the
+        monitor queue refused it, the broker blinked) is logged and the step goes on exactly
+        as it would have; its outcome and its retry delay never depend on monitoring.
+        """
         suffix = f"{event.type}.{delivery.attempt}"
         if delivery.message_id != message.message_id:  # e.g. a redriven dead letter
             suffix = f"{event.type}.{delivery.message_id}.{delivery.attempt}"
         for out in self._event_messages(message, [event], suffix=suffix):
-            await self.transport.publish(
-                out.queue, out.body, message_id=out.message_id, headers=out.headers
-            )
+            try:
+                await self.transport.publish(
+                    out.queue, out.body, message_id=out.message_id, headers=out.headers
+                )
+            except Exception as exc:
+                cid = message.correlation_id
+                logger.warning(
+                    "[%s] %s event of %s (attempt %d) not sent to %s: %s: %s; the step goes on",
+                    cid,
+                    event.type,
+                    event.activity,
+                    delivery.attempt,
+                    out.queue,
+                    type(exc).__name__,
+                    exc,
+                    extra={"correlation_id": cid},
+                )
 
     def _event_messages(
         self, message: PaigeantMessage, events: list[WorkflowEvent], *, suffix: str | None = None
@@ -554,62 +577,6 @@ class StepRunner:
             except MessageTooLargeError as exc:
                 logger.error("[%s] event %s not sent: %s", message.correlation_id, event.type, exc)
         return out
-
-
-class _Heartbeat:
-    """Extends a delivery's lease every ``interval`` seconds while the ``with`` block runs.
-
-    A lost lease (``LeaseLostError``) is logged once and the beating stops; the step carries
-    on, since its forwards keep their message ids and the copy running elsewhere is recognised.
-    """
-
-    __slots__ = ("_beating", "_correlation_id", "_delivery", "_interval", "_loop", "_timer")
-
-    def __init__(self, delivery: Delivery, interval: float, correlation_id: str) -> None:
-        self._delivery = delivery
-        self._interval = interval
-        self._correlation_id = correlation_id
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._beating: set[asyncio.Task[None]] = set()
-
-    def __enter__(self) -> None:
-        self._timer = self._loop.call_later(self._interval, self._beat)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        for task in self._beating:
-            task.cancel()
-
-    def _beat(self) -> None:
-        task = self._loop.create_task(self._extend())
-        self._beating.add(task)
-        task.add_done_callback(self._beating.discard)
-        self._timer = self._loop.call_later(self._interval, self._beat)
-
-    async def _extend(self) -> None:
-        cid = self._correlation_id
-        try:
-            await self._delivery.extend()
-        except LeaseLostError as exc:
-            if self._timer is not None:
-                self._timer.cancel()  # nothing left to keep
-                self._timer = None
-            logger.warning(
-                "[%s] lease of message %s lost while its step runs (%s); the step carries on",
-                cid,
-                self._delivery.message_id,
-                exc,
-                extra={"correlation_id": cid},
-            )
-        except Exception:  # the lease may simply run out; redelivery covers it
-            logger.warning(
-                "[%s] could not extend lease of %s",
-                cid,
-                self._delivery.message_id,
-                extra={"correlation_id": cid},
-            )
 
 
 async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:

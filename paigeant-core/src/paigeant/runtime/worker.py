@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ..security.identity import IdentityProvider
 from ..security.signer import Signer
 from ..transports.base import Delivery, Transport
+from ..transports.consuming import consume_resiliently
 from ..transports.queues import activity_queue, compensate_queue
 from ..workflow.wire import Wire
 from .activity import Activity, SupportsActivity, as_activity
@@ -119,34 +120,23 @@ class Worker:
             await self._drain()
 
     async def _consume(self, runner: StepRunner, queue: str, slots: asyncio.Semaphore) -> None:
-        backoff = 0.5
-        while True:
-            iterator = self.transport.consume(queue, prefetch=self.concurrency)
-            try:
-                while True:
-                    await slots.acquire()
-                    try:
-                        delivery = await anext(iterator)
-                    except BaseException:
-                        slots.release()
-                        raise
-                    task = asyncio.ensure_future(self._run_one(runner, delivery, queue))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-                    task.add_done_callback(lambda _: slots.release())
-                    backoff = 0.5
-            except StopAsyncIteration:
-                return  # the transport disconnected
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("consuming %s failed; retrying in %.1fs", queue, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-            finally:
-                aclose = getattr(iterator, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+        deliveries = consume_resiliently(self.transport, queue, prefetch=self.concurrency)
+        try:
+            while True:
+                await slots.acquire()
+                try:
+                    delivery = await anext(deliveries)
+                except BaseException:
+                    slots.release()
+                    raise
+                task = asyncio.ensure_future(self._run_one(runner, delivery, queue))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(lambda _: slots.release())
+        except StopAsyncIteration:
+            return  # the transport disconnected
+        finally:
+            await deliveries.aclose()
 
     async def _run_one(self, runner: StepRunner, delivery: Delivery, queue: str) -> None:
         try:

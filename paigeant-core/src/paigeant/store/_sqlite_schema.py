@@ -6,7 +6,7 @@ import sqlite3
 
 from ..errors import StoreUnavailableError
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["SCHEMA_VERSION", "migrate", "schema_version"]
 
 #: Migration N brings a database from version N-1 to N; never edit one that shipped.
 _MIGRATIONS: tuple[str, ...] = (
@@ -43,16 +43,27 @@ _MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
+def schema_version(connection: sqlite3.Connection, where: str) -> int:
+    """The database's schema version (0: empty); StoreUnavailableError if newer than ours."""
+    (found,) = connection.execute("PRAGMA user_version").fetchone()
+    if found > SCHEMA_VERSION:
+        raise StoreUnavailableError(
+            f"the workflow store at {where} has schema version {found}, newer than this "
+            f"paigeant understands ({SCHEMA_VERSION}): upgrade paigeant-core"
+        )
+    return int(found)
+
+
 def migrate(connection: sqlite3.Connection, where: str) -> int:
-    """Bring the schema up to SCHEMA_VERSION in one transaction; return the version found."""
+    """Bring the schema up to SCHEMA_VERSION in one transaction; return the version found.
+
+    A database already at SCHEMA_VERSION is only read (no write lock is taken).
+    """
+    if schema_version(connection, where) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
     connection.execute("BEGIN IMMEDIATE")
     try:
-        (found,) = connection.execute("PRAGMA user_version").fetchone()
-        if found > SCHEMA_VERSION:
-            raise StoreUnavailableError(
-                f"the workflow store at {where} has schema version {found}, newer than this "
-                f"paigeant understands ({SCHEMA_VERSION}): upgrade paigeant-core"
-            )
+        found = schema_version(connection, where)  # again, under the lock
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[version - 1].split(";"):
                 if statement.strip():

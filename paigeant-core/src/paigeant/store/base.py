@@ -12,6 +12,7 @@ from types import TracebackType
 
 from pydantic import BaseModel, Field
 
+from ..errors import ConfigurationError
 from ..workflow.codec import canonical_json
 from ..workflow.events import WorkflowEvent
 from .records import STATUSES, WorkflowRecord, WorkflowSummary
@@ -37,16 +38,24 @@ class WorkflowStore(ABC):
     - ``record`` is idempotent (an event is applied once, keyed by ``event_key(event)``) and
       order-tolerant (``WorkflowRecord.apply`` gives the same record in any order).
     - ``record_many`` applies a batch in one transaction: when it returns, every event is
-      committed, so a monitor may acknowledge them.
+      committed, so a monitor may acknowledge them; when it raises, nothing of the batch is
+      recorded (no event counts as seen), so the batch may be recorded again whole.
     - ``list`` pages newest first (in the order workflows were first recorded); a cursor stays
       valid while new workflows arrive: they appear before the first page, never inside a later one.
     - ``watch`` yields each workflow's record after a change is committed (by this process or,
       for shared stores, by any other), starting from the moment iteration begins.
     - Several processes may read while one (or, where the store says so, several) record.
+    - A store with ``read_only`` set before ``connect()`` is opened only to read it (the CLI's
+      read commands, a dashboard): it creates nothing (a store that does not exist is
+      StoreUnavailableError), migrates only when behind and it can, and writes nothing; its
+      ``record_many`` raises ConfigurationError. Stores that cannot tell the difference ignore
+      the flag.
     """
 
     #: The store's name as registered (``sqlite``, ``memory``, ``postgres``...).
     name: str = ""
+    #: Open only to read (set before ``connect()``; the built-in stores also take it as an option).
+    read_only: bool = False
 
     @abstractmethod
     async def connect(self) -> None:
@@ -112,6 +121,14 @@ class WorkflowStore(ABC):
         await self.close()
 
     # -- helpers for store authors -----------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise ConfigurationError if this store was opened read-only (call it in record_many)."""
+        if self.read_only:
+            raise ConfigurationError(
+                f"{self.describe()} was opened read-only (read_only=True): it records nothing; "
+                "open it without read_only to record events"
+            )
 
     @staticmethod
     def event_key(event: WorkflowEvent) -> str:

@@ -1,15 +1,27 @@
 """Dead letters of a queue: list, show and redrive them, on any transport, through its public API.
 
-A transport offers no "peek", so reading a dead letter means consuming it. To leave the queue as
-it was, every dead letter read is put back as a fresh message (same body and headers, a new
-transport message id, its first id kept in ``DEAD_LETTER_ID_HEADER``), then the one read is
-acknowledged: listing never raises a delivery count, so it never trips poison protection on the
-dead-letter queue, and a broker that deduplicates by message id never drops the copy. A crash
-between the two leaves a duplicate, never a loss.
+Listing and showing **browse** the dead-letter queue (``Transport.browse``) where the transport
+can: read-only copies, nothing moves, any number of readers see the same letters in the same
+order, and a redrive running meanwhile finds every letter it is asked for.
 
-Redriving publishes the message to its source queue (``DEAD_LETTER_QUEUE_HEADER``) without the
-dead-letter headers, as a new message (attempt 1), then acknowledges the dead letter. The body and
-its signature are unchanged, so the worker verifies it again: a tampered message stays rejected.
+A transport that cannot browse (``browse`` raises NotImplementedError) is read by consuming,
+which moves things, and this module says so: every dead letter read is put back as a fresh
+message (same body and headers, a new transport message id, its first id kept in
+``DEAD_LETTER_ID_HEADER``) in the acknowledgement of the one read (``ack(forward=...)``: atomic
+where the transport can, else a crash in between leaves a duplicate, never a loss). Listing
+therefore never raises a delivery count and never trips poison protection on the dead-letter
+queue; it reads the whole queue (up to ``SCAN_LIMIT``) and puts it all back in order, so a
+``limit`` shows the oldest every time. But while one reader holds the letters, another reader
+(or a redrive) sees fewer of them, and letters that arrive during a read end up before the ones
+read.
+
+Redriving always consumes (it must take the letters): each one chosen is republished to its
+source queue (``DEAD_LETTER_QUEUE_HEADER``) without the dead-letter headers, as a new message
+(attempt 1), in the acknowledgement of the dead letter; the others read are put back as above.
+The redriven message's id is deterministic, ``<id>.redrive-<n>`` (``n`` one more than the
+letter's own redrive number), so a redrive repeated after a crash sends the same id again: a
+broker that deduplicates ids drops it, and elsewhere it is recognisable. The body and its
+signature are unchanged, so the worker verifies it again: a tampered message stays rejected.
 """
 
 from __future__ import annotations
@@ -28,19 +40,27 @@ from ..transports.base import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
     DEAD_LETTER_TIME_HEADER,
+    BrowsedMessage,
     Delivery,
+    Outgoing,
     Transport,
 )
 from ..transports.queues import dead_letter_queue
 from ..workflow.wire import CORRELATION_HEADER
 
-__all__ = ["DEAD_LETTER_ID_HEADER", "DeadLetter", "DeadLetters"]
+__all__ = ["DEAD_LETTER_ID_HEADER", "SCAN_LIMIT", "DeadLetter", "DeadLetters", "redacted"]
 
 #: Header of a dead letter put back after reading: the message id it was dead-lettered with.
 DEAD_LETTER_ID_HEADER = "x-paigeant-dead-letter-id"
+#: Most dead letters read from one queue by one list, show or redrive.
+SCAN_LIMIT = 10_000
 _DEAD_LETTER_PREFIX = "x-paigeant-dead-letter-"
-_REDRIVE_SUFFIX = re.compile(r"(\.redrive-[0-9a-f]{8})+$")
+_REDRIVE_SUFFIX = re.compile(r"\.redrive-(\d+)$")
 _REDACTED = "<redacted>"
+#: A JSON Web Token (JWS compact form with a JSON payload): header.payload.signature.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+#: ``"obo_token": "..."`` in text that is not valid JSON (a truncated or tampered body).
+_OBO_TOKEN_TEXT = re.compile(r'("obo_token"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
 @dataclass(frozen=True)
@@ -58,8 +78,8 @@ class DeadLetter:
     body: bytes = field(repr=False)
 
     @classmethod
-    def from_delivery(cls, delivery: Delivery, source_queue: str) -> DeadLetter:
-        """Describe a delivery read from ``source_queue``'s dead-letter queue."""
+    def from_delivery(cls, delivery: Delivery | BrowsedMessage, source_queue: str) -> DeadLetter:
+        """Describe a delivery (or browsed message) of ``source_queue``'s dead-letter queue."""
         headers = dict(delivery.headers)
         attempt = headers.get(DEAD_LETTER_ATTEMPT_HEADER, "")
         return cls(
@@ -74,16 +94,30 @@ class DeadLetter:
             body=delivery.body,
         )
 
-    def content(self) -> Any:
-        """The body for display: JSON with any on-behalf-of token redacted, else text."""
+    @property
+    def redrive_id(self) -> str:
+        """The message id its redrive publishes: ``<id>.redrive-<n>``, the same every time."""
+        found = _REDRIVE_SUFFIX.search(self.id)
+        if found is None:
+            return f"{self.id}.redrive-1"
+        return f"{self.id[: found.start()]}.redrive-{int(found.group(1)) + 1}"
+
+    def content(self, *, raw: bool = False) -> Any:
+        """The body for display: JSON (else text) with tokens redacted, unless ``raw``.
+
+        Redacted: the value of every ``obo_token`` (the on-behalf-of token) and anything
+        shaped like a JSON Web Token, in JSON and in text alike.
+        """
         try:
             value = json.loads(self.body)
         except ValueError:
-            return self.body.decode("utf-8", errors="replace")
-        return _redact(value)
+            text = self.body.decode("utf-8", errors="replace")
+            return text if raw else _redact_text(text)
+        return value if raw else redacted(value)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description (the body redacted), for ``--json`` and the dashboard."""
+    def to_dict(self, *, raw: bool = False) -> dict[str, Any]:
+        """A JSON-able description (headers and body redacted unless ``raw``), for ``--json``."""
+        headers = dict(self.headers)
         return {
             "id": self.id,
             "queue": self.queue,
@@ -93,20 +127,27 @@ class DeadLetter:
             "dead_lettered_at": self.dead_lettered_at,
             "correlation_id": self.correlation_id,
             "bytes": len(self.body),
-            "headers": dict(self.headers),
-            "body": self.content(),
+            "headers": headers if raw else redacted(headers),
+            "body": self.content(raw=raw),
         }
 
 
-def _redact(value: Any) -> Any:
+def redacted(value: Any) -> Any:
+    """``value`` (parsed JSON) with every ``obo_token`` and JWT-shaped string redacted."""
     if isinstance(value, dict):
         return {
-            key: _REDACTED if key == "obo_token" and item is not None else _redact(item)
+            key: _REDACTED if key == "obo_token" and item is not None else redacted(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_redact(item) for item in value]
+        return [redacted(item) for item in value]
+    if isinstance(value, str):
+        return _JWT.sub(_REDACTED, value)
     return value
+
+
+def _redact_text(text: str) -> str:
+    return _JWT.sub(_REDACTED, _OBO_TOKEN_TEXT.sub(rf'\1"{_REDACTED}"', text))
 
 
 class DeadLetters:
@@ -118,8 +159,8 @@ class DeadLetters:
         """Read ``queue``'s dead letters on ``transport`` (connected by the caller).
 
         Args:
-            wait: seconds to wait for the first dead letter when the transport has no stats.
-            idle: seconds without a new dead letter after which the queue is taken as read.
+            wait: seconds to wait for the first dead letter when consuming without stats.
+            idle: seconds without a new dead letter after which consuming stops.
         """
         self.transport = transport
         self.queue = queue
@@ -128,19 +169,23 @@ class DeadLetters:
         self.idle = idle
 
     async def list(self, limit: int = 100) -> list[DeadLetter]:
-        """Up to ``limit`` dead letters, oldest first; the queue is left as it was."""
-        async with self._reading(limit) as held:
-            return [DeadLetter.from_delivery(delivery, self.queue) for delivery in held]
+        """Up to ``limit`` dead letters, oldest first (browsed where the transport can)."""
+        try:
+            found = await self.transport.browse(self.dead_letter_queue, limit=limit)
+        except NotImplementedError:
+            async with self._reading(SCAN_LIMIT) as held:
+                return [DeadLetter.from_delivery(delivery, self.queue) for delivery in held[:limit]]
+        return [DeadLetter.from_delivery(message, self.queue) for message in found]
 
-    async def get(self, dead_letter_id: str, *, limit: int = 10_000) -> DeadLetter | None:
-        """The dead letter with ``dead_letter_id``, or None."""
+    async def get(self, dead_letter_id: str, *, limit: int = SCAN_LIMIT) -> DeadLetter | None:
+        """The dead letter with ``dead_letter_id`` among the first ``limit``, or None."""
         for letter in await self.list(limit):
             if letter.id == dead_letter_id:
                 return letter
         return None
 
     async def redrive(
-        self, ids: Collection[str] | None = None, *, limit: int = 10_000
+        self, ids: Collection[str] | None = None, *, limit: int = SCAN_LIMIT
     ) -> builtins.list[DeadLetter]:
         """Republish the dead letters with ``ids`` (None: all, up to ``limit``) to their queues.
 
@@ -153,20 +198,23 @@ class DeadLetters:
                 letter = DeadLetter.from_delivery(delivery, self.queue)
                 if ids is not None and letter.id not in ids:
                     continue
+                forward: builtins.list[Outgoing] = []
                 if letter.id not in done:  # a duplicate left by a crash is redriven once
-                    await self.transport.publish(
-                        letter.source_queue,
-                        delivery.body,
-                        message_id=_redrive_id(letter.id),
-                        headers=_without_dead_letter_headers(delivery.headers),
+                    forward.append(
+                        Outgoing(
+                            letter.source_queue,
+                            delivery.body,
+                            letter.redrive_id,
+                            _without_dead_letter_headers(delivery.headers),
+                        )
                     )
                     done.add(letter.id)
                     redriven.append(letter)
-                await delivery.ack()
+                await delivery.ack(forward=forward)
                 held.remove(delivery)
         return redriven
 
-    # -- reading without losing anything ---------------------------------------------------
+    # -- reading by consuming, without losing anything -------------------------------------
 
     def _reading(self, limit: int) -> _Reading:
         return _Reading(self, limit)
@@ -192,21 +240,18 @@ class DeadLetters:
         return held
 
     async def _put_back(self, held: builtins.list[Delivery]) -> None:
-        """Republish each unsettled read as a fresh copy, then acknowledge the read."""
+        """Put each unsettled read back, in order, as a fresh copy forwarded by its ack."""
         for delivery in held:
             headers = dict(delivery.headers)
             headers.setdefault(DEAD_LETTER_ID_HEADER, delivery.message_id)
-            await self.transport.publish(
-                self.dead_letter_queue,
-                delivery.body,
-                message_id=f"{headers[DEAD_LETTER_ID_HEADER]}.dl-{uuid.uuid4().hex[:8]}",
-                headers=headers,
+            copy_id = f"{headers[DEAD_LETTER_ID_HEADER]}.dl-{uuid.uuid4().hex[:8]}"
+            await delivery.ack(
+                forward=[Outgoing(self.dead_letter_queue, delivery.body, copy_id, headers)]
             )
-            await delivery.ack()
 
 
 class _Reading:
-    """``async with``: the dead letters read, put back on exit unless settled meanwhile."""
+    """``async with``: the dead letters consumed, put back on exit unless settled meanwhile."""
 
     def __init__(self, owner: DeadLetters, limit: int) -> None:
         self._owner = owner
@@ -229,11 +274,6 @@ class _Reading:
         finally:
             if self._iterator is not None:
                 await _close(self._iterator)
-
-
-def _redrive_id(dead_letter_id: str) -> str:
-    """A new transport message id for a redrive (brokers that deduplicate ids keep it)."""
-    return f"{_REDRIVE_SUFFIX.sub('', dead_letter_id)}.redrive-{uuid.uuid4().hex[:8]}"
 
 
 def _without_dead_letter_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -36,26 +36,37 @@ class MemoryWorkflowStore(WorkflowStore):
         """Nothing to close; the records stay until the store is dropped."""
 
     async def record_many(self, events: Sequence[WorkflowEvent]) -> int:
-        """Apply each event not seen before; watchers see every changed record."""
+        """Apply each event not seen before, all or nothing; watchers see every changed record.
+
+        The batch is folded into copies of the records; they replace the stored ones (and the
+        events count as seen) only once every event folded, as a transaction would.
+        """
+        self.check_writable()
         changed: dict[str, WorkflowRecord] = {}
-        new = 0
+        keys: set[str] = set()
         for event in events:
             key = self.event_key(event)
-            if key in self._seen:
+            if key in self._seen or key in keys:
                 continue
-            self._seen.add(key)
-            new += 1
-            record = self._records.get(event.correlation_id)
-            if record is None:
-                record = self._records[event.correlation_id] = WorkflowRecord.from_event(event)
-                self._order[event.correlation_id] = len(self._order) + 1
-            else:
+            keys.add(key)
+            cid = event.correlation_id
+            record = changed.get(cid)
+            if record is not None:
                 record.apply(event)
-            changed[record.correlation_id] = record
+            elif cid in self._records:
+                record = changed[cid] = self._records[cid].model_copy(deep=True)
+                record.apply(event)
+            else:
+                changed[cid] = WorkflowRecord.from_event(event)
+        self._seen |= keys
+        for cid, record in changed.items():
+            if cid not in self._order:
+                self._order[cid] = len(self._order) + 1
+            self._records[cid] = record
         for record in changed.values():
             for watcher in self._watchers:
                 watcher.put_nowait(record.model_copy(deep=True))
-        return new
+        return len(keys)
 
     async def get(self, correlation_id: str) -> WorkflowRecord | None:
         """A copy of the record, or None."""

@@ -4,6 +4,11 @@ Each delivery is verified like any worker's (size, then signature, before parsin
 dead-lettered with the reason. Good ones are recorded in batches, one store transaction per
 batch, and acknowledged only after it committed: a monitor killed mid-batch loses nothing, and
 the redelivered events change nothing (the store applies each event id once).
+
+Every delivery the monitor holds (its inbox, the batch it verifies, the batch it commits) keeps
+its lease through one ``LeaseKeeper``, so a slow or unavailable store burns no delivery counts.
+Transport trouble does not stop it: a failed ack is logged (the event is committed; its
+redelivery changes nothing) and a consume loop that fails is opened again, as workers do.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from ..errors import StoreUnavailableError
 from ..runtime.signer_choice import resolve_signer
 from ..security.signer import Signer
 from ..transports.base import Delivery, Transport
+from ..transports.consuming import consume_resiliently
+from ..transports.leases import LeaseKeeper, heartbeat_interval
 from ..transports.queues import monitor_queue
-from ..workflow.events import WorkflowEvent
+from ..workflow.events import TERMINAL_STATUS, WorkflowEvent
 from ..workflow.wire import CORRELATION_HEADER, RejectedMessage, Wire
 from .base import WorkflowStore
 from .records import WorkflowRecord
@@ -32,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: Errors that mean the store is down (hold the batch and retry) rather than a bad event.
 _UNAVAILABLE = (StoreUnavailableError, ConnectionError, OSError, TimeoutError)
-_FINAL = frozenset({"completed", "faulted", "terminated", "compensation_failed"})
+_FINAL = frozenset(TERMINAL_STATUS.values())
 
 
 class Monitor:
@@ -61,6 +68,8 @@ class Monitor:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if store.read_only:
+            raise ValueError(f"a monitor records events, but {store.describe()} is read-only")
         self.transport = transport
         self.store = store
         self.queue = queue or monitor_queue()
@@ -75,6 +84,7 @@ class Monitor:
         self.rejected = 0
         self._stop = asyncio.Event()
         self._progress = asyncio.Condition()
+        self._leases: LeaseKeeper | None = None
 
     def stop(self) -> None:
         """Finish the batch in hand, give back what is not started, and return from ``run``."""
@@ -86,6 +96,18 @@ class Monitor:
         await self.store.connect()
         self._stop.clear()
         inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        with LeaseKeeper(heartbeat_interval(self.transport)) as leases:
+            self._leases = leases
+            try:
+                await self._serve(inbox)
+            finally:
+                leftovers = []
+                while not inbox.empty():
+                    leftovers.append(inbox.get_nowait())
+                await asyncio.shield(self._give_back(leftovers))
+                self._leases = None
+
+    async def _serve(self, inbox: asyncio.Queue[Delivery]) -> None:
         pump = asyncio.ensure_future(self._pump(inbox))
         stop = asyncio.ensure_future(self._stop.wait())
         self.ready.set()
@@ -100,7 +122,7 @@ class Monitor:
                     with contextlib.suppress(asyncio.CancelledError):
                         await take
                     if pump.done():
-                        pump.result()  # the transport disconnected (or consuming failed)
+                        pump.result()  # the transport disconnected
                         break
                     continue
                 batch = [take.result()]
@@ -125,15 +147,21 @@ class Monitor:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
-            leftovers = []
-            while not inbox.empty():
-                leftovers.append(inbox.get_nowait())
-            await asyncio.shield(_give_back(leftovers))
 
     async def _pump(self, inbox: asyncio.Queue[Delivery]) -> None:
+        """Feed the inbox, holding each delivery's lease; reopen the consume loop after failures."""
         prefetch = self.batch_size * 2
-        async for delivery in self.transport.consume(self.queue, prefetch=prefetch):
+        async for delivery in consume_resiliently(self.transport, self.queue, prefetch=prefetch):
+            self._hold(delivery)
             inbox.put_nowait(delivery)
+
+    def _hold(self, delivery: Delivery) -> None:
+        if self._leases is not None:
+            self._leases.hold(delivery, delivery.headers.get(CORRELATION_HEADER, "?"))
+
+    def _release(self, delivery: Delivery) -> None:
+        if self._leases is not None:
+            self._leases.release(delivery)
 
     async def _open_all(
         self, batch: Sequence[Delivery]
@@ -169,7 +197,17 @@ class Monitor:
             extra={"correlation_id": cid},
         )
         self.rejected += 1
-        await delivery.dead_letter(reason)
+        self._release(delivery)
+        try:
+            await delivery.dead_letter(reason)
+        except Exception as exc:  # the lease runs out and the event is verified again
+            logger.warning(
+                "[%s] could not dead-letter event %s (%s); it comes back when its lease ends",
+                cid,
+                delivery.message_id,
+                exc,
+                extra={"correlation_id": cid},
+            )
         return None
 
     async def _commit(self, events: list[WorkflowEvent], deliveries: list[Delivery]) -> None:
@@ -181,11 +219,10 @@ class Monitor:
                 break
             except _UNAVAILABLE as exc:
                 if self._stop.is_set():
-                    await _give_back(deliveries)
+                    await self._give_back(deliveries)
                     return
                 logger.warning("workflow store unavailable (%s); retrying in %.1fs", exc, backoff)
-                await _keep_leases(deliveries)
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(backoff)  # the lease keeper keeps the batch leased meanwhile
                 backoff = min(backoff * 2, 10.0)
             except Exception:
                 if len(events) > 1:
@@ -198,12 +235,47 @@ class Monitor:
                     events[0].id,
                     self.retry_delay,
                 )
-                await _give_back(deliveries, self.retry_delay)
+                await self._give_back(deliveries, self.retry_delay)
                 return
-        await asyncio.gather(*(delivery.ack() for delivery in deliveries))
-        self.recorded += len(events)
+        self.recorded += len(events)  # committed: recorded, whatever becomes of the acks
+        await self._ack_all(events, deliveries)
         async with self._progress:
             self._progress.notify_all()
+
+    async def _ack_all(self, events: list[WorkflowEvent], deliveries: list[Delivery]) -> None:
+        """Ack each delivery on its own (concurrently, so transports can batch them).
+
+        The events are committed, so an ack that fails (a broker blip) is only logged: the
+        delivery comes back when its lease ends and recording it again changes nothing.
+        """
+        for delivery in deliveries:
+            self._release(delivery)
+        results = await asyncio.gather(
+            *(delivery.ack() for delivery in deliveries), return_exceptions=True
+        )
+        for event, delivery, result in zip(events, deliveries, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                logger.warning(
+                    "[%s] event %s is recorded but its ack failed (%s: %s); its redelivery "
+                    "changes nothing",
+                    event.correlation_id,
+                    delivery.message_id,
+                    type(result).__name__,
+                    result,
+                    extra={"correlation_id": event.correlation_id},
+                )
+
+    async def _give_back(self, deliveries: Sequence[Delivery], delay: float = 0.0) -> None:
+        for delivery in deliveries:
+            self._release(delivery)
+            try:
+                await delivery.nack(delay=delay)
+            except Exception:
+                logger.warning(
+                    "could not give back %s; it returns when its lease ends", delivery.message_id
+                )
 
     async def wait_recorded(self, correlation_id: str, *, timeout: float = 30.0) -> WorkflowRecord:
         """Wait until the store holds ``correlation_id`` in a final status; TimeoutError if not."""
@@ -229,21 +301,3 @@ def _first_error(exc: ValidationError) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or "body"
     return f"{where}: {first.get('msg', 'invalid')} ({len(errors)} error(s))"
-
-
-async def _keep_leases(deliveries: Sequence[Delivery]) -> None:
-    for delivery in deliveries:
-        try:
-            await delivery.extend()
-        except Exception:  # the lease may be gone: the event comes back, and changes nothing
-            logger.debug("could not extend the lease of %s", delivery.message_id)
-
-
-async def _give_back(deliveries: Sequence[Delivery], delay: float = 0.0) -> None:
-    for delivery in deliveries:
-        try:
-            await delivery.nack(delay=delay)
-        except Exception:
-            logger.warning(
-                "could not give back %s; it returns when its lease ends", delivery.message_id
-            )

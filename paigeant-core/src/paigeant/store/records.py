@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from ..workflow.events import EventType, WorkflowEvent
+from ..workflow.events import TERMINAL_STATUS, EventType, WorkflowEvent
 from ..workflow.messages import ActivityLogEntry, ActivitySpec, Fault
 
 __all__ = [
@@ -41,12 +41,6 @@ STATUSES: tuple[WorkflowState, ...] = (
 )
 StepState = Literal["running", "retrying", "completed", "faulted"]
 
-_TERMINAL: dict[EventType, WorkflowState] = {
-    EventType.WORKFLOW_COMPLETED: "completed",
-    EventType.WORKFLOW_TERMINATED: "terminated",
-    EventType.WORKFLOW_FAULTED: "faulted",
-    EventType.WORKFLOW_COMPENSATION_FAILED: "compensation_failed",
-}
 #: When two different terminal events arrive (a duplicate run), the later in this order wins.
 _TERMINAL_RANK: dict[str, int] = {
     "completed": 1,
@@ -216,16 +210,13 @@ class WorkflowRecord(_Record):
             raise ValueError(
                 f"event of workflow {event.correlation_id!r} applied to {self.correlation_id!r}"
             )
-        self.events += 1
-        self.created_at = min(self.created_at, event.timestamp)
-        self.updated_at = max(self.updated_at, event.timestamp)
         kind = event.type
         if event.trace_id:
             self._traced(event.trace_id, kind)
         if kind == EventType.WORKFLOW_DISPATCHED:
             self._dispatched(event)
-        elif kind in _TERMINAL:
-            self._finished(event, _TERMINAL[kind])
+        elif kind in TERMINAL_STATUS:
+            self._finished(event, TERMINAL_STATUS[kind])
         elif kind == EventType.ACTIVITY_STARTED:
             step = self._step(event)
             step.started += 1
@@ -285,6 +276,11 @@ class WorkflowRecord(_Record):
                 self.revisions.append(revision)
                 self.revisions.sort(key=_revision_order)
         self._derive_status()
+        # Counted last, once the event is folded in. A store applies events to its own copy of
+        # the record and keeps it only when the whole batch folded (WorkflowStore's contract).
+        self.events += 1
+        self.created_at = min(self.created_at, event.timestamp)
+        self.updated_at = max(self.updated_at, event.timestamp)
 
     def _traced(self, trace_id: str, kind: EventType) -> None:
         """The dispatch's trace id wins; until it is recorded, the smallest seen (order-free)."""

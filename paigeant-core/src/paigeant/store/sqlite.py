@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from ..errors import ConfigurationError, StoreUnavailableError
 from ..settings import env_str, paigeant_home
 from ..workflow.events import WorkflowEvent
-from ._sqlite_schema import migrate
+from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 from .base import WorkflowPage, WorkflowStore
 from .records import STATUSES, WorkflowRecord, WorkflowSummary
 
@@ -71,6 +71,7 @@ class SqliteWorkflowStore(WorkflowStore):
         poll_interval: float = 0.25,
         busy_timeout: float = 30.0,
         synchronous: str = "full",
+        read_only: bool = False,
     ) -> None:
         """Open the file ``url`` (see ``default_sqlite_path``) when connected.
 
@@ -80,6 +81,8 @@ class SqliteWorkflowStore(WorkflowStore):
             poll_interval: seconds between checks for changes made by other processes (watch).
             busy_timeout: seconds to wait for another writer before failing.
             synchronous: sqlite's ``synchronous`` level; ``full`` survives power loss.
+            read_only: open only to read (see ``WorkflowStore.read_only``): never create,
+                migrate (unless behind and writable) or write.
         """
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
@@ -87,6 +90,7 @@ class SqliteWorkflowStore(WorkflowStore):
         self.poll_interval = poll_interval
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous.lower()
+        self.read_only = read_only
         self._connection: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._watchers: set[asyncio.Event] = set()
@@ -101,12 +105,12 @@ class SqliteWorkflowStore(WorkflowStore):
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open (or create) the file, switch to WAL and migrate the schema."""
+        """Open the file: a writer creates and migrates it, a reader (``read_only``) only reads."""
         if self._connection is not None:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paigeant-sqlite")
         try:
-            self._connection = await self._run(self._open)
+            self._connection = await self._run(self._open_reader if self.read_only else self._open)
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -138,6 +142,69 @@ class SqliteWorkflowStore(WorkflowStore):
             raise
         return connection
 
+    def _open_reader(self) -> sqlite3.Connection:
+        """Open the existing file read-only (``mode=ro``); migrate it only if behind and writable.
+
+        Nothing is created. A file no monitor has open, in a directory this process may not
+        write (so sqlite cannot add its shared-memory file), is read as immutable: changes made
+        after it was opened are not seen.
+        """
+        if not self.path.is_file():
+            raise StoreUnavailableError(
+                f"no workflow store at {self.path}: run a monitor (paigeant monitor) or the demo "
+                "(paigeant demo) first, or set PAIGEANT_STORE_URL (or PAIGEANT_HOME) to where one is"
+            )
+        try:
+            connection, found = self._read_only_connection()
+            if found < SCHEMA_VERSION:
+                connection.close()
+                self._migrate_for_readers(found)
+                connection, found = self._read_only_connection()
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailableError(
+                f"cannot read the sqlite workflow store at {self.path}: {exc}"
+            ) from None
+        return connection
+
+    def _read_only_connection(self) -> tuple[sqlite3.Connection, int]:
+        uri = self.path.resolve().as_uri()
+        connection = self._connect_uri(f"{uri}?mode=ro")
+        try:
+            return connection, schema_version(connection, str(self.path))
+        except sqlite3.OperationalError:
+            connection.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists():  # a writer has it open and we cannot share its index: give up
+                raise
+        connection = self._connect_uri(f"{uri}?mode=ro&immutable=1")
+        try:
+            return connection, schema_version(connection, str(self.path))
+        except BaseException:
+            connection.close()
+            raise
+
+    def _connect_uri(self, uri: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        if "mode=ro" in uri:
+            connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    def _migrate_for_readers(self, found: int) -> None:
+        try:
+            writer = self._connect_uri(f"{self.path.resolve().as_uri()}?mode=rw")
+            try:
+                migrate(writer, str(self.path))
+            finally:
+                writer.close()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"the sqlite workflow store at {self.path} has schema version {found}, older "
+                f"than this paigeant's ({SCHEMA_VERSION}), and cannot be migrated from here "
+                f"({exc}): run `paigeant monitor` once with write access to it"
+            ) from None
+
     async def close(self) -> None:
         """Close the file; idempotent."""
         connection, executor = self._connection, self._executor
@@ -162,6 +229,7 @@ class SqliteWorkflowStore(WorkflowStore):
 
     async def record_many(self, events: Sequence[WorkflowEvent]) -> int:
         """Record ``events`` in one transaction (writers in other processes wait their turn)."""
+        self.check_writable()
         if not events:
             return 0
         try:

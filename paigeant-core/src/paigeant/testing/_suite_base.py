@@ -37,6 +37,8 @@ class SuiteBase:
     delay_resolution: float = 0.15
     #: Whether ``stats()`` is implemented.
     supports_stats: bool = True
+    #: Whether the optional ``browse()`` is implemented (else it must raise NotImplementedError).
+    supports_browse: bool = False
     #: Longest a ``publish`` may take while the broker is down before it must have raised
     #: TransportConnectionError.
     publish_failure_bound: float = 30.0

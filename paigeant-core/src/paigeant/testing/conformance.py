@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._receiver import Receiver
 from ._suite_basics import BasicsTests
+from ._suite_browse import BrowseTests
 from ._suite_chaos import ChaosTests
 from ._suite_delays import DelayTests
 from ._suite_forwarding import ForwardingTests
@@ -25,6 +26,7 @@ class TransportConformance(
     ForwardingTests,
     DelayTests,
     StatsTests,
+    BrowseTests,
     ChaosTests,
     RestartTests,
 ):
@@ -39,6 +41,8 @@ class TransportConformance(
       delay tests.
     - ``delay_resolution`` (0.15): the smallest gap between delays kept in order.
     - ``supports_stats`` (True): ``stats()`` works; False skips its test.
+    - ``supports_browse`` (False): the optional ``browse()`` works; while False the suite only
+      checks that it raises NotImplementedError.
     - ``publish_failure_bound`` (30.0): longest a publish may take while the broker is down.
     - ``chaos_messages`` (200): messages sent through the chaos test's three hops.
 

@@ -24,6 +24,10 @@ The rules, each documented again on the method it concerns, and each checked by
 - **Outages:** a broker that restarts is reconnected to and consume loops resume by
   themselves; ``publish`` to a broker that stays down raises ``TransportConnectionError``
   within a bounded time each transport documents.
+- **Browsing (optional):** ``browse(queue, limit=)`` returns read-only copies of a queue's
+  messages, oldest first, without taking them (no delivery, no lease, no delivery count).
+  Tools use it to list dead letters; a transport whose broker cannot look without taking
+  leaves it raising NotImplementedError, and tools fall back to consuming.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "DEAD_LETTER_QUEUE_HEADER",
     "DEAD_LETTER_REASON_HEADER",
     "DEAD_LETTER_TIME_HEADER",
+    "BrowsedMessage",
     "Delivery",
     "Outgoing",
     "QueueStats",
@@ -102,6 +107,17 @@ class QueueStats:
     delayed: int
     #: In the queue's dead-letter queue (``dead_letter_queue(queue)``), not yet consumed away.
     dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsedMessage:
+    """A message seen by ``Transport.browse``: a read-only copy; the message stays queued."""
+
+    #: The queue browsed.
+    queue: str
+    message_id: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +265,17 @@ class Transport(ABC):
         exact its figures are.
         """
         raise NotImplementedError(f"{type(self).__name__} does not report queue statistics")
+
+    async def browse(self, queue: str, *, limit: int = 100) -> list[BrowsedMessage]:
+        """Up to ``limit`` of ``queue``'s messages, oldest first, without taking them; optional.
+
+        A snapshot of the messages ready or in flight (delayed ones are left out), as read-only
+        copies: nothing is delivered, leased, settled or counted as a delivery, so consumers
+        of the queue notice nothing. Raises NotImplementedError where the broker cannot look
+        without taking (``paigeant.DeadLetters`` then falls back to consuming); each
+        transport documents what it shows.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot browse a queue")
 
     async def __aenter__(self) -> Transport:
         await self.connect()

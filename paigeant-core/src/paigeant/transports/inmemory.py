@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import ClassVar
 
 from ..errors import LeaseLostError
-from .base import Delivery, Outgoing, QueueStats, Transport, dead_letter_headers
+from .base import (
+    BrowsedMessage,
+    Delivery,
+    Outgoing,
+    QueueStats,
+    Transport,
+    dead_letter_headers,
+)
 from .queues import dead_letter_queue
 
 __all__ = ["InMemoryBroker", "InMemoryTransport"]
@@ -17,10 +25,14 @@ __all__ = ["InMemoryBroker", "InMemoryTransport"]
 logger = logging.getLogger(__name__)
 
 
+#: Numbers entries in the order they were published (browse lists oldest first).
+_PUBLISHED = itertools.count()
+
+
 class _Entry:
     """One message held by a queue, across all of its deliveries."""
 
-    __slots__ = ("body", "deliveries", "done", "headers", "holder", "message_id")
+    __slots__ = ("body", "deliveries", "done", "headers", "holder", "message_id", "number")
 
     def __init__(self, body: bytes, message_id: str, headers: Mapping[str, str]) -> None:
         self.body = body
@@ -29,6 +41,7 @@ class _Entry:
         self.deliveries = 0
         self.done = False
         self.holder: _InMemoryDelivery | None = None
+        self.number = next(_PUBLISHED)
 
 
 class _Queue:
@@ -49,6 +62,11 @@ class _Queue:
             sum(1 for entry in self.leased if not entry.done),
             sum(1 for entry in self.delayed if not entry.done),
         )
+
+    def live(self) -> list[_Entry]:
+        """Entries ready or leased (not delayed, not done), oldest first."""
+        entries = {entry for entry in (*self.ready, *self.leased) if not entry.done}
+        return sorted(entries, key=lambda entry: entry.number)
 
     def drop_all(self) -> None:
         """Forget every entry (delete_queue): ready, delayed and leased ones alike."""
@@ -373,6 +391,19 @@ class InMemoryTransport(Transport):
         state = self._broker.queues.get(queue)
         if state is not None:
             state.drop_all()
+
+    async def browse(self, queue: str, *, limit: int = 100) -> list[BrowsedMessage]:
+        """Copies of the ready and leased messages, oldest first (by publish); nothing moves."""
+        self._check_connected()
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        state = self._broker.queues.get(queue)
+        if state is None:
+            return []
+        return [
+            BrowsedMessage(queue, entry.message_id, entry.body, dict(entry.headers))
+            for entry in state.live()[:limit]
+        ]
 
     async def stats(self, queue: str) -> QueueStats:
         """Exact counts: ready, leased (until settled or expired), delayed, dead letters held."""

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .messages import OPT_IN_EVENT_TYPES, ActivityLogEntry, ActivitySpec, Fault, utcnow
+from .messages import (
+    OPT_IN_EVENT_TYPES,
+    ActivityLogEntry,
+    ActivitySpec,
+    Fault,
+    UtcDatetime,
+    utcnow,
+)
 
 __all__ = [
     "OPT_IN_EVENTS",
     "TERMINAL_EVENTS",
+    "TERMINAL_STATUS",
     "EventType",
     "WorkflowEvent",
     "WorkflowResult",
@@ -36,26 +43,21 @@ class EventType(StrEnum):
     ITINERARY_REVISED = "ItineraryRevised"
 
 
-TERMINAL_EVENTS: frozenset[EventType] = frozenset(
-    {
-        EventType.WORKFLOW_COMPLETED,
-        EventType.WORKFLOW_FAULTED,
-        EventType.WORKFLOW_TERMINATED,
-        EventType.WORKFLOW_COMPENSATION_FAILED,
-    }
-)
-
-#: Per-attempt events sent only to subscriptions that name them (see ``Subscription``).
-OPT_IN_EVENTS: frozenset[EventType] = frozenset(EventType(name) for name in OPT_IN_EVENT_TYPES)
-
 WorkflowStatus = Literal["completed", "faulted", "terminated", "compensation_failed"]
 
-_STATUS: dict[EventType, WorkflowStatus] = {
+#: The status each terminal event ends its workflow in (the one place that pairs them).
+TERMINAL_STATUS: dict[EventType, WorkflowStatus] = {
     EventType.WORKFLOW_COMPLETED: "completed",
     EventType.WORKFLOW_FAULTED: "faulted",
     EventType.WORKFLOW_TERMINATED: "terminated",
     EventType.WORKFLOW_COMPENSATION_FAILED: "compensation_failed",
 }
+
+#: The events that end a workflow.
+TERMINAL_EVENTS: frozenset[EventType] = frozenset(TERMINAL_STATUS)
+
+#: Per-attempt events sent only to subscriptions that name them (see ``Subscription``).
+OPT_IN_EVENTS: frozenset[EventType] = frozenset(EventType(name) for name in OPT_IN_EVENT_TYPES)
 
 
 class WorkflowEvent(BaseModel):
@@ -65,12 +67,13 @@ class WorkflowEvent(BaseModel):
     records each event once); ``step`` is the position of the step it is about in the
     workflow's execution order (0 = the first step that ran), for events about one step;
     ``trace_id`` is the W3C trace id of the workflow's ``traceparent`` (one trace per workflow).
+    ``timestamp`` is always aware: one written without a UTC offset is taken as UTC.
     """
 
     type: EventType
     correlation_id: str
     id: str | None = None
-    timestamp: datetime = Field(default_factory=utcnow)
+    timestamp: UtcDatetime = Field(default_factory=utcnow)
     activity: str | None = None
     step: int | None = None
     attempt: int | None = None
@@ -113,7 +116,7 @@ class WorkflowResult(BaseModel):
         """Build the result from a terminal event."""
         return cls(
             correlation_id=event.correlation_id,
-            status=_STATUS[event.type],
+            status=TERMINAL_STATUS[event.type],
             variables=event.variables,
             outputs={entry.name: entry.output for entry in event.activity_log},
             error=event.error,

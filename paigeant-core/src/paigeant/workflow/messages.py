@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ..transports.queues import validate_activity_name
 
@@ -23,6 +23,8 @@ __all__ = [
     "RetryPolicy",
     "RoutingSlip",
     "Subscription",
+    "UtcDatetime",
+    "as_utc",
     "hop_message_id",
     "utcnow",
 ]
@@ -39,6 +41,16 @@ EVERY_EVENT = "*"
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` made timezone-aware: a naive one is taken as UTC, an aware one is kept."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+#: A datetime field that is always aware: a naive value (no UTC offset, as some senders write)
+#: is taken as UTC, so times of one workflow always compare.
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 def hop_message_id(correlation_id: str, hop: int) -> str:
@@ -104,8 +116,8 @@ class ActivityLogEntry(_Model):
 
     name: str
     output: Any = None
-    started_at: datetime
-    finished_at: datetime
+    started_at: UtcDatetime
+    finished_at: UtcDatetime
     attempt: int
     worker: str
 
