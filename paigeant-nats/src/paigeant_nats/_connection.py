@@ -23,7 +23,7 @@ from paigeant import ConfigurationError, TransportConnectionError
 
 from ._replies import Replies
 
-__all__ = ["Connection", "redact"]
+__all__ = ["Connection", "redact", "reraise_swallowed_cancel"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,17 @@ def redact(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def reraise_swallowed_cancel() -> None:
+    """Raise CancelledError if the current task was cancelled inside a nats-py call.
+
+    nats-py's flush swallows CancelledError (``except asyncio.CancelledError: pass``), so a task
+    cancelled while publishing would otherwise carry on as if nothing happened.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Connection:
@@ -141,9 +152,18 @@ class Connection:
                 logger.debug("closing the NATS client failed: %s", exc)
 
     async def send(
-        self, subject: str, payload: bytes, headers: Mapping[str, str] | None, reply: str = ""
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        reply: str = "",
+        *,
+        cancellable: bool = True,
     ) -> None:
-        """Publish without waiting for anything; TransportConnectionError if it cannot be sent."""
+        """Publish without waiting for anything; TransportConnectionError if it cannot be sent.
+
+        ``cancellable=False`` for cleanup sends that must all go out while a task is cancelled.
+        """
         try:
             await self.client.publish(
                 subject, payload, reply=reply, headers=dict(headers) if headers else None
@@ -156,6 +176,8 @@ class Connection:
             raise TransportConnectionError(f"the connection to NATS is closed ({exc})") from None
         except SEND_ERRORS as exc:
             raise TransportConnectionError(f"cannot send to NATS ({exc})") from None
+        if cancellable:
+            reraise_swallowed_cancel()
 
     async def request(
         self, subject: str, payload: bytes, headers: Mapping[str, str] | None, what: str

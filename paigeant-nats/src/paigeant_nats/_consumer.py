@@ -32,6 +32,9 @@ SWEEP_INTERVAL = 60.0
 #: Seconds a failed dead-lettering waits before the message comes back to be tried again.
 RETRY_PARK_SECONDS = 5.0
 
+#: Seconds to wait before recreating a queue whose consumer the server reported deleted.
+RECREATE_DELAY = 1.0
+
 #: Errors a consume loop rides out: the broker is away or answered with an error.
 _OUTAGES = (TransportConnectionError, NatsError, OSError, TimeoutError)
 
@@ -121,6 +124,9 @@ class ConsumeLoop:
                             "consumer of queue %s is gone (the queue was deleted?); recreating it",
                             self.queue,
                         )
+                        # The server says so while it still deletes the stream's files: a
+                        # stream recreated at once would lose its own files to that deletion.
+                        await asyncio.sleep(RECREATE_DELAY)
                     await self._setup()
                 while puller.buffer and not self.stopping:
                     arrival, msg = puller.buffer.popleft()
@@ -290,6 +296,6 @@ class ConsumeLoop:
             self.held.clear()
         for reply in replies:
             try:
-                await self.transport.connection.send(reply, b"-NAK", None)
+                await self.transport.connection.send(reply, b"-NAK", None, cancellable=False)
             except (TransportConnectionError, RuntimeError):
                 return  # they come back once their lease runs out

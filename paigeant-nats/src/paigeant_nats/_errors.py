@@ -17,8 +17,9 @@ __all__ = [
     "read_pub_ack",
 ]
 
-#: JetStream's error code for "maximum messages / bytes exceeded" (a full ``discard=new`` stream).
-STREAM_FULL = 10077
+#: JetStream's "store failed" error code; "maximum messages/bytes exceeded" (a full
+#: ``discard=new`` stream) is one of its descriptions.
+STREAM_STORE_FAILED = 10077
 
 
 class PublishRefusedError(PaigeantError):
@@ -67,7 +68,7 @@ def read_pub_ack(msg: Msg, what: str) -> bool:
         raise PublishRefusedError(f"{what}: unexpected reply from JetStream: {data[:200]!r}")
     code, err_code = int(error.get("code", 0)), int(error.get("err_code", 0))
     description = error.get("description", "refused")
-    if err_code == STREAM_FULL:
+    if err_code == STREAM_STORE_FAILED and "maximum" in str(description):
         raise QueueFullError(
             f"{what}: the queue is full ({description}); nothing was stored. Consume or delete "
             "messages, or raise max_queue_messages / max_queue_bytes",

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from paigeant import PaigeantError
 
 from ._codec import DUE, NATS_MSG_ID, ForeignMessage, decode, metadata
-from ._consumer import _OUTAGES, SWEEP_INTERVAL
+from ._consumer import _OUTAGES, RECREATE_DELAY, SWEEP_INTERVAL
 from ._errors import QueueFullError
 from ._names import PROMOTER
 from ._puller import EXPIRES, Puller
@@ -63,7 +63,9 @@ class Promoter:
         """Stop promoting; messages it held come back to another promoter after 5 s."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            while not task.done():  # a cancel can be lost inside nats-py: repeat it
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for running in list(self._tasks):
@@ -83,6 +85,8 @@ class Promoter:
             puller.arm()
             try:
                 if self._needs_setup or puller.consumer_missing:
+                    if puller.consumer_missing:
+                        await asyncio.sleep(RECREATE_DELAY)  # let the server finish deleting
                     await transport.streams.ensure_promoter()
                     if self._generation != transport.generation or puller.consumer_missing:
                         await puller.attach(transport.connection.client)

@@ -18,6 +18,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from ._connection import reraise_swallowed_cancel
+
 __all__ = ["Puller"]
 
 #: Seconds a pull request waits on the server for messages before it expires (408).
@@ -55,6 +57,7 @@ class Puller:
         self._client = client
         self._inbox = client.new_inbox()
         self._subscription = await client.subscribe(self._inbox, cb=self._on_message)
+        reraise_swallowed_cancel()
         self.outstanding = 0
         self.consumer_missing = False
 
@@ -104,6 +107,7 @@ class Puller:
         except BaseException:
             self.outstanding -= batch
             raise
+        reraise_swallowed_cancel()
 
     def _forget_lost_requests(self) -> None:
         if self.outstanding and time.monotonic() > self._requests_end:
