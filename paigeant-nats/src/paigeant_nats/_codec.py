@@ -39,6 +39,7 @@ DUE = "Paigeant-Due"
 #: JetStream's deduplication id.
 NATS_MSG_ID = "Nats-Msg-Id"
 
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 _SAFE_ID = re.compile(r"[!-~](?:[ -~]*[!-~])?")  # printable ASCII, no edge spaces
 _FRAME = len(b"NATS/1.0\r\n") + len(b"\r\n")
 
@@ -66,7 +67,9 @@ def encode(
     else:
         nats_headers = {MESSAGE_ID: json.dumps(message_id)}
     if headers:
-        nats_headers[HEADERS] = json.dumps(dict(headers), separators=(",", ":"))
+        nats_headers[HEADERS] = _compact_json(
+            headers if isinstance(headers, dict) else dict(headers)
+        )
     if attempt_base:
         nats_headers[ATTEMPT_BASE] = str(int(attempt_base))
     if due_ms is not None:
@@ -123,6 +126,8 @@ class Metadata(NamedTuple):
     num_delivered: int
     stream_seq: int
     timestamp_ns: int
+    #: Messages the consumer still had to deliver when this one was sent.
+    num_pending: int
 
 
 def metadata(reply: str) -> Metadata:
@@ -140,4 +145,5 @@ def metadata(reply: str) -> Metadata:
         int(tokens[at + 2]),
         int(tokens[at + 3]),
         int(tokens[at + 5]),
+        int(tokens[at + 6]),
     )

@@ -202,6 +202,12 @@ class Connection:
                 f"{self.replies.timeout}s (it may or may not have been applied)"
             ) from None
 
+    async def confirm(self, reply: str, command: bytes) -> Msg:
+        """Send an ack-protocol ``command`` (``+ACK``, ``-NAK``, ``+WPI``) to a delivery's ack
+        subject ``reply`` and return the server's answer, sent once it processed the command.
+        """
+        return await self.request(reply, command, None, f"{command.decode()} to {reply}")
+
     # -- nats-py callbacks -------------------------------------------------------------------
 
     async def _error(self, exc: Exception) -> None:

@@ -17,7 +17,7 @@ from paigeant import TransportConnectionError
 
 from ._codec import ForeignMessage, Metadata, decode, metadata
 from ._names import WORKER
-from ._puller import EXPIRES, Puller
+from ._puller import Puller
 from .delivery import NatsDelivery, lease_margin, park, too_many
 
 if TYPE_CHECKING:
@@ -32,6 +32,11 @@ SWEEP_INTERVAL = 60.0
 #: Seconds a failed dead-lettering waits before the message comes back to be tried again.
 RETRY_PARK_SECONDS = 5.0
 
+#: Expiry of a pull request for several messages while they flow: the longest a consume loop
+#: may keep taking messages for a caller that stopped asking.
+BURST_SECONDS = 0.1
+#: Expiry of a pull request for one message on an idle queue.
+IDLE_SECONDS = 2.0
 #: Seconds to wait before recreating a queue whose consumer the server reported deleted.
 RECREATE_DELAY = 1.0
 
@@ -59,7 +64,6 @@ class ConsumeLoop:
         self._failures = 0
         self.stopping = False
         self._renewal: asyncio.Future[None] | None = None
-        self._asked_ready = False
 
     # -- setup and recovery ------------------------------------------------------------------
 
@@ -133,12 +137,11 @@ class ConsumeLoop:
                     delivery = await self._admit(arrival, msg)
                     if delivery is not None:
                         self._recovered()
-                        self._asked_ready = False
                         return delivery
                 await self._ask()
                 if time.monotonic() >= self._next_sweep:
                     await self._sweep()
-                await puller.wait(EXPIRES + 1.0)
+                await puller.wait()
             except asyncio.CancelledError:
                 raise
             except _OUTAGES as exc:
@@ -148,22 +151,25 @@ class ConsumeLoop:
         return None
 
     async def _ask(self) -> None:
-        """Request messages only while the caller waits, so none are held for an idle caller.
+        """Request messages only while the caller waits, so few are held for an idle caller.
 
-        First what is ready now (up to the free prefetch, ``no_wait``: nothing lingers), then,
-        if there was nothing, one message with a long poll.
+        A pull request lives on the server until it is served or expires; one left waiting
+        would take messages (redeliveries too) for a caller that may not come back while
+        other consumers wait. So while messages flow, ask for the free prefetch with a short
+        expiry (``BURST_SECONDS``); once a request found nothing, wait for one message.
         """
         puller = self.puller
         if not puller.idle():
             return
         free = self._free()
-        if free <= 0:
-            return  # a settle wakes the loop
-        if self._asked_ready:
-            await puller.request(1)
+        if free <= 0:  # a settle wakes the loop, or the first held lease running out
+            if self.held:
+                puller.wake_at(min(delivery.deadline for delivery in self.held))
+            return
+        if puller.delivered_since_request:
+            await puller.request(free, expires=min(BURST_SECONDS, self.ack_wait / 4))
         else:
-            self._asked_ready = True
-            await puller.request(free, no_wait=True)
+            await puller.request(1, expires=IDLE_SECONDS)
 
     def _recovered(self) -> None:
         if self._failures:
@@ -247,9 +253,7 @@ class ConsumeLoop:
                 attempt=attempt,
                 source=source,
             )
-            await transport.connection.request(
-                msg.reply, b"+ACK", None, f"ack of dead-lettered {message_id!r}"
-            )
+            await transport.connection.confirm(msg.reply, b"+ACK")
         except Exception as exc:
             logger.error(
                 "could not dead-letter message %s from %s (%s: %s); it comes back in %ss",

@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 
 from paigeant import PaigeantError
 
-from ._codec import DUE, NATS_MSG_ID, ForeignMessage, decode, metadata
+from ._codec import DUE, NATS_MSG_ID, ForeignMessage, Metadata, decode, metadata
 from ._consumer import _OUTAGES, RECREATE_DELAY, SWEEP_INTERVAL
 from ._errors import QueueFullError
 from ._names import PROMOTER
@@ -101,7 +101,9 @@ class Promoter:
                     _, msg = puller.buffer.popleft()
                     self._handle(msg)
                 await puller.top_up(CAPACITY - len(self._tasks), CAPACITY)
-                await puller.wait(EXPIRES + 1.0)
+                if not puller.outstanding:  # no capacity: a finished promotion wakes it
+                    puller.wake_at(time.monotonic() + EXPIRES)
+                await puller.wait()
                 self._failures = 0
             except asyncio.CancelledError:
                 raise
@@ -143,19 +145,18 @@ class Promoter:
 
     async def _promote(self, msg: Msg) -> None:
         transport = self.transport
-        names = transport.names
         source = metadata(msg.reply)
-        target = names.queue_of_delay_subject(msg.subject)
+        target = transport.names.queue_of_delay_subject(msg.subject)
         headers = dict(msg.headers or {})
         connection = transport.connection
         try:
             if DUE not in headers:
                 raise ForeignMessage(f"delayed message without a {DUE} header", None)
-            message_id, user_headers, base = decode(headers)
+            message_id, _, _ = decode(headers)
         except ForeignMessage as foreign:
             await self._reject(msg, target, foreign, source)
             return
-        headers.pop(DUE, None)
+        del headers[DUE]
         headers[NATS_MSG_ID] = f"delayed:{source.stream_seq}:{source.timestamp_ns}"
         try:
             await transport.store(target, msg.data, headers, what=f"cannot promote {message_id!r}")
@@ -169,13 +170,13 @@ class Promoter:
                 "could not promote delayed message %s to %s: %s", message_id, target, exc
             )
             return  # it comes back after the promoter's ack_wait
-        del user_headers, base
-        await connection.request(msg.reply, b"+ACK", None, f"ack of promoted {message_id!r}")
+        await connection.confirm(msg.reply, b"+ACK")
 
-    async def _reject(self, msg: Msg, target: str, foreign: ForeignMessage, source: object) -> None:
+    async def _reject(
+        self, msg: Msg, target: str, foreign: ForeignMessage, source: Metadata
+    ) -> None:
         """A damaged delayed message goes to its target queue's dead letters, never away."""
-        meta = metadata(msg.reply)
-        message_id = foreign.message_id or f"nats:{meta.stream}:{meta.stream_seq}"
+        message_id = foreign.message_id or f"nats:{source.stream}:{source.stream_seq}"
         kept = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
         await park(
             self.transport,
@@ -185,11 +186,9 @@ class Promoter:
             headers=kept,
             reason=foreign.reason,
             attempt=0,
-            source=meta,
+            source=source,
         )
-        await self.transport.connection.request(
-            msg.reply, b"+ACK", None, "ack of a bad delayed message"
-        )
+        await self.transport.connection.confirm(msg.reply, b"+ACK")
         logger.warning(
             "dead-lettered delayed message %s for %s: %s", message_id, target, foreign.reason
         )

@@ -44,12 +44,15 @@ class Puller:
         self.outstanding = 0
         #: Set when the server says the consumer is gone: the owner recreates it.
         self.consumer_missing = False
+        #: Messages received since the last request was sent.
+        self.delivered_since_request = 0
         self._client: Client | None = None
         self._subscription: Subscription | None = None
         self._inbox = ""
         self._wake = asyncio.Event()
         self._requests_end = 0.0
         self._hold_until = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     async def attach(self, client: Client) -> None:
         """Subscribe an inbox on ``client`` (again, after a new connection); nothing outstanding."""
@@ -63,6 +66,9 @@ class Puller:
 
     async def detach(self) -> None:
         """Unsubscribe (the server then drops this puller's requests)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             with contextlib.suppress(Exception):  # the client may be closed or reconnecting
@@ -90,18 +96,20 @@ class Puller:
             return
         await self.request(want)
 
-    async def request(self, batch: int, *, no_wait: bool = False) -> None:
-        """Ask for ``batch`` messages: those ready now (``no_wait``), else waiting up to 5 s."""
+    async def request(self, batch: int, *, expires: float = EXPIRES) -> None:
+        """Ask for ``batch`` messages, waiting on the server up to ``expires`` seconds."""
         now = time.monotonic()
-        if now < self._hold_until or self._client is None or batch <= 0:
+        if now < self._hold_until:
+            self.wake_at(self._hold_until)  # ask then
             return
-        if no_wait:
-            payload = f'{{"batch":{batch},"no_wait":true}}'.encode()
-            self._requests_end = max(self._requests_end, now + 2.0)
-        else:
-            payload = f'{{"batch":{batch},"expires":{int(EXPIRES * 1e9)}}}'.encode()
-            self._requests_end = now + EXPIRES + 1.0
+        if self._client is None or batch <= 0:
+            return
+        payload = f'{{"batch":{batch},"expires":{int(expires * 1e9)}}}'.encode()
+        # The server does not always say (408) when a request expired: count it done locally.
+        self._requests_end = now + expires + min(1.0, max(0.02, expires / 5))
+        self.wake_at(self._requests_end)
         self.outstanding += batch
+        self.delivered_since_request = 0
         try:
             await self._client.publish(self.subject, payload, reply=self._inbox)
         except BaseException:
@@ -122,28 +130,32 @@ class Puller:
         """Forget earlier wake-ups: the owner is about to look at everything again."""
         self._wake.clear()
 
-    async def wait(self, timeout: float) -> None:
-        """Wait until something arrives or ``wake()`` is called (since ``arm()``), or ``timeout``."""
+    def wake_at(self, when: float) -> None:
+        """Wake ``wait()`` at ``when`` (monotonic clock) at the latest; replaces earlier calls."""
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_at(when - time.monotonic() + loop.time(), self._wake.set)
+
+    async def wait(self) -> None:
+        """Wait until something arrives, ``wake()`` is called (since ``arm()``) or ``wake_at``."""
         if self.buffer or self._wake.is_set():
             return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
+        await self._wake.wait()
 
     async def _on_message(self, msg: Msg) -> None:
         if msg.reply:
             if self.outstanding:
                 self.outstanding -= 1
+            self.delivered_since_request += 1
             self.buffer.append((time.monotonic(), msg))
             self._wake.set()
             return
         headers = msg.headers or {}
         status = headers.get("Status", "")
-        if status == "408":  # a request expired: what it still wanted is void
+        if status in ("408", "404"):  # a request expired: what it still wanted is void
             left = int(headers.get("Nats-Pending-Messages") or 0)
             self.outstanding = max(0, self.outstanding - left)
-        elif status == "404":  # a no_wait request found nothing (and wanted nothing more)
-            self.outstanding = 0
         elif (status == "409" and "Deleted" in headers.get("Description", "")) or status == "503":
             self.consumer_missing = True
             self.outstanding = 0

@@ -112,12 +112,9 @@ class NatsDelivery(Delivery):
         """Whether the lease ran out (or the transport released the message)."""
         return self.released or time.monotonic() >= self.deadline
 
-    async def _confirm(self, command: bytes, action: str) -> None:
+    async def _confirm(self, command: bytes) -> None:
         """Send an ack-protocol ``command`` and wait until the server processed it."""
-        transport = self._loop.transport
-        await transport.connection.request(
-            self.reply, command, None, f"{action} of message {self.message_id!r}"
-        )
+        await self._loop.transport.connection.confirm(self.reply, command)
 
     def _log_lost(self, action: str, outcome: str) -> None:
         logger.info(
@@ -143,7 +140,7 @@ class NatsDelivery(Delivery):
         try:
             await self._forward(forward)
             lost = self.lease_lost
-            await self._confirm(b"+ACK", "ack")
+            await self._confirm(b"+ACK")
         except BaseException:
             self._release_settlement()
             raise
@@ -204,9 +201,9 @@ class NatsDelivery(Delivery):
                     attempt_base=self.attempt,
                     dedup_id=f"nack:{source.stream}:{source.stream_seq}:{source.num_delivered}",
                 )
-                await self._confirm(b"+ACK", "nack")
+                await self._confirm(b"+ACK")
             else:
-                await self._confirm(b"-NAK", "nack")
+                await self._confirm(b"-NAK")
         except BaseException:
             self._release_settlement()
             raise
@@ -238,7 +235,7 @@ class NatsDelivery(Delivery):
             attempt=self.attempt,
             source=self.source,
         )
-        await self._confirm(b"+ACK", "dead_letter")
+        await self._confirm(b"+ACK")
         logger.warning("dead-lettered message %s from %s: %s", self.message_id, self.queue, reason)
 
     async def extend(self) -> None:
@@ -257,9 +254,7 @@ class NatsDelivery(Delivery):
             )
         started = time.monotonic()
         try:
-            reply = await loop.transport.connection.request(
-                self.reply, b"+WPI", None, f"extend of message {self.message_id!r}"
-            )
+            reply = await loop.transport.connection.confirm(self.reply, b"+WPI")
         except TransportConnectionError as exc:
             logger.warning(
                 "could not extend the lease of message %s on %s: %s",
