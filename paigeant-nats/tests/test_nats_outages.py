@@ -138,3 +138,26 @@ async def test_a_one_mebibyte_paigeant_message_passes_when_max_payload_is_raised
             assert delivery is not None
             assert (delivery.body, dict(delivery.headers)) == (body, headers)
             await delivery.ack(forward=[])
+
+
+async def test_a_client_closed_under_the_transport_is_replaced_and_loops_move_on(
+    nats_url: str, prefix: str, cleanup_streams: None
+) -> None:
+    """nats-py closes its client for good on some protocol errors: a new one takes over."""
+    queue = f"reopen-{uuid.uuid4().hex[:8]}"
+    transport = NatsTransport(url=nats_url, prefix=prefix)
+    async with transport, Receiver(transport, queue) as receiver:
+        await transport.publish(queue, b"before", message_id="before")
+        first = await receiver.get()
+        assert first is not None
+        await first.ack()
+        old = transport.connection
+        await old.client.close()  # as nats-py does after a fatal -ERR
+        deadline = time.monotonic() + 10
+        while transport.connection is old and time.monotonic() < deadline:  # noqa: ASYNC110 - polling the transport's state
+            await asyncio.sleep(0.05)
+        assert transport.connection is not old, "no new connection was opened"
+        await transport.publish(queue, b"after", message_id="after")
+        second = await receiver.get(timeout=10)
+        assert second is not None and second.message_id == "after"
+        await second.ack()

@@ -136,6 +136,7 @@ class NatsDelivery(Delivery):
             return
         if self.released:
             self._log_lost("ack", "the transport gave it back; it is redelivered")
+            await self._loop.settled(self)
             return
         try:
             await self._forward(forward)
