@@ -271,7 +271,7 @@ class ConsumeLoop:
 
     # -- settlement and shutdown -------------------------------------------------------------
 
-    async def settled(self, delivery: NatsDelivery) -> None:
+    def settled(self, delivery: NatsDelivery) -> None:
         """``delivery`` is settled: it frees its slot, and more may be pulled."""
         self.held.discard(delivery)
         self.puller.wake()  # a loop waiting for a free slot may ask for more now

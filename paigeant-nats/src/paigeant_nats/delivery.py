@@ -136,7 +136,7 @@ class NatsDelivery(Delivery):
             return
         if self.released:
             self._log_lost("ack", "the transport gave it back; it is redelivered")
-            await self._loop.settled(self)
+            self._loop.settled(self)
             return
         try:
             await self._forward(forward)
@@ -147,13 +147,12 @@ class NatsDelivery(Delivery):
             raise
         if lost:
             self._log_lost("ack", "forwards published, message acknowledged")
-        await self._loop.settled(self)
+        self._loop.settled(self)
 
     async def _forward(self, forward: Sequence[Outgoing]) -> None:
-        publish = self._loop.transport.publish
-        if len(forward) == 1:
-            (out,) = forward
-            await publish(
+        publish = self._loop.transport.publish  # looked up now: tests may replace it
+        publishes = [
+            publish(
                 out.queue,
                 out.body,
                 message_id=out.message_id,
@@ -161,20 +160,12 @@ class NatsDelivery(Delivery):
                 delay=out.delay,
                 deduplicate=True,
             )
-        elif forward:
-            await asyncio.gather(
-                *(
-                    publish(
-                        out.queue,
-                        out.body,
-                        message_id=out.message_id,
-                        headers=out.headers,
-                        delay=out.delay,
-                        deduplicate=True,
-                    )
-                    for out in forward
-                )
-            )
+            for out in forward
+        ]
+        if len(publishes) == 1:
+            await publishes[0]
+        elif publishes:
+            await asyncio.gather(*publishes)
 
     async def nack(self, *, delay: float = 0.0) -> None:
         """Redeliver after ``delay`` (through the delay stream when positive); counted attempts.
@@ -185,7 +176,7 @@ class NatsDelivery(Delivery):
             return
         if self.lease_lost:
             self._log_lost("nack", "nothing requeued")
-            await self._loop.settled(self)
+            self._loop.settled(self)
             return
         transport = self._loop.transport
         try:
@@ -208,7 +199,7 @@ class NatsDelivery(Delivery):
         except BaseException:
             self._release_settlement()
             raise
-        await self._loop.settled(self)
+        self._loop.settled(self)
 
     async def dead_letter(self, reason: str) -> None:
         """Publish the message to ``dead_letter_queue(queue)`` with ``reason``, then +ACK it."""
@@ -216,14 +207,14 @@ class NatsDelivery(Delivery):
             return
         if self.lease_lost:
             self._log_lost("dead_letter", "left with its holder")
-            await self._loop.settled(self)
+            self._loop.settled(self)
             return
         try:
             await self._park(reason)
         except BaseException:
             self._release_settlement()
             raise
-        await self._loop.settled(self)
+        self._loop.settled(self)
 
     async def _park(self, reason: str) -> None:
         await park(

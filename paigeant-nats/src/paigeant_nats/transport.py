@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from nats.js import JetStreamManager
 
-from paigeant import Delivery, QueueStats, Transport, TransportConnectionError
+from paigeant import Delivery, PaigeantError, QueueStats, Transport
 
 from ._codec import check_size, encode
 from ._connection import Connection, redact
@@ -134,7 +134,7 @@ class NatsTransport(Transport):
 
     @property
     def connection(self) -> Connection:
-        """The open connection; TransportConnectionError-free RuntimeError when disconnected."""
+        """The open connection; RuntimeError while disconnected."""
         if self._connection is None:
             raise RuntimeError(_NOT_CONNECTED)
         return self._connection
@@ -207,17 +207,14 @@ class NatsTransport(Transport):
         while self._connection is not None:
             try:
                 fresh = await self._open()
-            except TransportConnectionError as exc:
+            except PaigeantError as exc:  # unreachable, or JetStream turned off meanwhile
                 failures += 1
                 logger.warning("reopening the NATS connection failed (%s); retrying", exc)
                 await asyncio.sleep(min(5.0, 0.5 * failures))
                 continue
             old, self._connection = self._connection, fresh
             await old.close()
-            for loop in list(self._loops):
-                loop.on_reconnected()
-            if self._promoter is not None:
-                self._promoter.on_reconnected()
+            await self._reconnected()  # loops and promoter move to the new client
             return
 
     # -- publishing --------------------------------------------------------------------------
