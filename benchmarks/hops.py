@@ -4,6 +4,7 @@
     uv run python benchmarks/hops.py --signer none --signer hmac --signer ed25519 --rounds 5
     uv run python benchmarks/hops.py --envelope
     uv run --group bench python benchmarks/hops.py --transport redis --baselines
+    uv run --group bench python benchmarks/hops.py --transport nats --baselines
 
 Prints JSON (hops/s, workflows/s, p50/p99 per-hop latency, peak RSS) and one summary line
 per configuration; with several ``--signer`` values, also each one's ratio to the first.
