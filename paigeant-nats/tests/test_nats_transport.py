@@ -18,8 +18,13 @@ from nats.js.api import AckPolicy, DiscardPolicy, RetentionPolicy, StorageType
 from paigeant import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
+    ActivityContext,
+    HmacSigner,
     Outgoing,
     QueueStats,
+    Worker,
+    activity,
+    activity_queue,
     dead_letter_queue,
     get_transport,
 )
@@ -343,3 +348,38 @@ def test_paigeant_plugins_lists_the_nats_transport() -> None:
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "paigeant-nats" in line)
     assert "nats" in line.replace("paigeant-nats", "") and "0.1.0" in line
+
+
+async def test_a_worker_dead_letters_oversized_unsigned_and_foreign_messages(
+    transport: NatsTransport, raw: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad input reaching a worker through NATS is dead-lettered with a reason; it goes on."""
+    monkeypatch.setenv("PAIGEANT_MAX_MESSAGE_BYTES", "2000")
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+
+    @activity(name)
+    async def never(ctx: ActivityContext) -> None:
+        raise AssertionError("bad input reached user code")
+
+    worker = Worker(
+        transport, [never], signer=HmacSigner("k" * 32, key_id="t"), handle_signals=False
+    )
+    running = asyncio.ensure_future(worker.run())
+    queue = activity_queue(name)
+    try:
+        await transport.publish(queue, b"{" + b"x" * 5000 + b"}", message_id="too-big")
+        await transport.publish(queue, b'{"not": "signed"}', message_id="unsigned")
+        await raw.jetstream().publish(transport.names.subject(queue), b'{"not": "paigeant"}')
+        async with Receiver(transport, dead_letter_queue(queue)) as dead:
+            reasons = {}
+            for _ in range(3):
+                parked = await get(dead, 10)
+                reasons[parked.message_id] = parked.headers[DEAD_LETTER_REASON_HEADER]
+                await parked.ack()
+        assert "message too large" in reasons.pop("too-big")
+        assert "invalid signature" in reasons.pop("unsigned")
+        ((foreign_id, foreign_reason),) = reasons.items()
+        assert foreign_id.startswith("nats:") and "no Paigeant-Id header" in foreign_reason
+    finally:
+        worker.stop()
+        await running
