@@ -1,4 +1,4 @@
-"""Fixtures for cross-package tests: real brokers on loopback (skip outside CI, fail in CI)."""
+"""Fixtures for cross-package tests: real brokers and databases on loopback (skip, or fail in CI)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,16 @@ REDIS_URL = os.environ.get("PAIGEANT_REDIS_TEST_URL", "redis://127.0.0.1:6379/0"
 NATS_URL = os.environ.get("PAIGEANT_NATS_TEST_URL", "nats://127.0.0.1:4222")
 
 
+@pytest.fixture(autouse=True)
+def _private_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``PAIGEANT_HOME`` in a fresh directory: no test writes to the real home's store."""
+    monkeypatch.setenv("PAIGEANT_HOME", str(tmp_path_factory.mktemp("paigeant-home")))
+
+
 @pytest.fixture
-def redis_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def redis_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Environment for a Redis-backed run under a unique key prefix, with a signing key."""
     redis = pytest.importorskip("redis")
     try:
@@ -42,6 +50,34 @@ def redis_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+POSTGRES_URL = os.environ.get("PAIGEANT_POSTGRES_TEST_URL", "postgresql://127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Environment for the postgres workflow store in a schema of its own (dropped after)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL at {POSTGRES_URL} is unreachable ({str(exc).strip()})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI needs it")
+        pytest.skip(reason)
+    schema = f"paigeant_e2e_{uuid.uuid4().hex[:8]}"
+    env = {
+        "PAIGEANT_STORE": "postgres",
+        "PAIGEANT_STORE_URL": POSTGRES_URL,
+        "PAIGEANT_POSTGRES_SCHEMA": schema,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield env
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

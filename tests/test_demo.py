@@ -17,10 +17,26 @@ AGENTS = ("input-agent", "enrichment-agent", "output-agent")
 
 
 def fresh_env(**extra: str) -> dict[str, str]:
-    """A fresh shell's environment: nothing PAIGEANT_* set, a wide terminal."""
+    """A fresh shell's environment: nothing PAIGEANT_* set but the test's own home, a wide terminal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAIGEANT_")}
-    env.update(COLUMNS="120", PAIGEANT_DEMO_LATENCY="0.05", **extra)
+    env.update(
+        COLUMNS="120",
+        PAIGEANT_DEMO_LATENCY="0.05",
+        PAIGEANT_HOME=os.environ["PAIGEANT_HOME"],  # a tmp dir (conftest), never the real home
+        **extra,
+    )
     return env
+
+
+def paigeant(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paigeant", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def demo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -47,6 +63,29 @@ def test_demo_runs_offline_in_one_process() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     check_output(done.stdout)
     assert "InMemoryTransport (in-process workers); model: offline" in done.stdout
+
+
+def test_after_the_demo_another_command_lists_and_shows_its_workflow(tmp_path: Path) -> None:
+    env = fresh_env()
+    done = demo(env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    match = re.search(rf"correlation id: ({UUID})", done.stdout)
+    assert match, done.stdout
+    cid = match.group(1)
+    assert "recorded in the sqlite workflow store at" in " ".join(done.stdout.split())
+    wide = {**env, "COLUMNS": "220"}
+    listed = paigeant("workflows", "list", env=wide)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(
+        rf"{cid}\s+│ completed\s+│ input-agent → enrichment-agent → output-agent", listed.stdout
+    )
+    shown = paigeant("workflows", "show", cid, env=wide)
+    assert shown.returncode == 0, shown.stderr
+    for agent in AGENTS:
+        assert re.search(rf"│ {agent}\s+│ completed │\s+1 │\s+\d+\.\d+s │", shown.stdout), (
+            shown.stdout
+        )
+    assert (Path(env["PAIGEANT_HOME"]) / "paigeant.db").is_file()
 
 
 def test_demo_with_a_model_whose_provider_is_missing_says_what_to_do() -> None:

@@ -41,7 +41,13 @@ async def start_worker() -> AsyncIterator[Callable[[Worker], asyncio.Task[None]]
 
 
 @pytest.fixture(autouse=True)
-def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test without the caller's PAIGEANT_* settings (transport, signer, keys, OBO)."""
+def _no_env_leaks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Run every test without the caller's PAIGEANT_* settings (transport, signer, keys, OBO).
+
+    ``PAIGEANT_HOME`` points at a fresh directory, so no test writes to the real home.
+    """
     for var in [name for name in os.environ if name.startswith("PAIGEANT_")]:
         monkeypatch.delenv(var)
+    monkeypatch.setenv("PAIGEANT_HOME", str(tmp_path_factory.mktemp("paigeant-home")))

@@ -31,6 +31,7 @@ def test_plugins_lists_the_builtins() -> None:
     assert "paigeant.builtin_plugins" in result.output
     assert "paigeant-core" in result.output
     assert "transport: inmemory" in result.output
+    assert "workflow store: sqlite" in result.output and "workflow store: memory" in result.output
 
 
 @pytest.mark.parametrize("command", [["worker", "guides.onboarding_example"], ["dispatch", "a"]])

@@ -206,6 +206,7 @@ async def test_events_reach_subscribers_and_trace_continues_hop_to_hop(
     cid = await dispatcher.dispatch_workflow([ActivitySpec(name=a.name) for a in ONBOARDING])
     await dispatcher.wait_for(cid, timeout=10)
     assert [(e.type, e.activity) for e in seen] == [
+        (EventType.WORKFLOW_DISPATCHED, None),
         (EventType.ACTIVITY_COMPLETED, "validate-input"),
         (EventType.ACTIVITY_COMPLETED, "create-account"),
         (EventType.ACTIVITY_COMPLETED, "send-notification"),
@@ -213,13 +214,15 @@ async def test_events_reach_subscribers_and_trace_continues_hop_to_hop(
     ]
     traceparents = []
     async with Receiver(transport, "monitoring") as monitor:
-        for _ in range(4):
+        for _ in range(5):
             delivery = await monitor.get(timeout=2)
             assert delivery is not None
             traceparents.append(delivery.headers["traceparent"])
             await delivery.ack()
     assert len({trace_id(t) for t in traceparents}) == 1 and trace_id(traceparents[0])
-    assert len(set(traceparents[:3])) == 3, "each hop continues the trace with a new span"
+    # WorkflowDispatched and the first step share the root span; each hop has a new one.
+    assert traceparents[0] == traceparents[1]
+    assert len(set(traceparents[1:4])) == 3, "each hop continues the trace with a new span"
 
 
 async def test_default_dispatcher_only_receives_terminal_events(

@@ -186,11 +186,16 @@ def test_builtins_are_listed_with_core_distribution() -> None:
     assert "signer: hmac" in builtin.registers
 
 
-def test_hookspecs_hold_exactly_three_hooks() -> None:
+def test_hookspecs_hold_exactly_four_hooks() -> None:
     from paigeant import hookspecs
 
     manager = pluggy.PluginManager("paigeant")
     manager.add_hookspecs(hookspecs)
     hooks = sorted(name for name in dir(manager.hook) if not name.startswith("_"))
-    assert hooks == ["register_identity_providers", "register_signers", "register_transports"]
+    assert hooks == [
+        "register_identity_providers",
+        "register_signers",
+        "register_transports",
+        "register_workflow_stores",
+    ]
     assert paigeant.hookimpl is hookspecs.hookimpl

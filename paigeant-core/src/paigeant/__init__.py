@@ -19,6 +19,7 @@ from .errors import (
     PaigeantError,
     PluginNotFoundError,
     SignatureError,
+    StoreUnavailableError,
     TransportConnectionError,
 )
 from .hookspecs import hookimpl
@@ -44,11 +45,19 @@ from .transports.base import (
     dead_letter_headers,
 )
 from .transports.inmemory import InMemoryTransport
-from .transports.queues import activity_queue, dead_letter_queue
-from .workflow.events import EventType, WorkflowEvent, WorkflowResult
-from .workflow.messages import ActivitySpec, PaigeantMessage, RetryPolicy, RoutingSlip, Subscription
+from .transports.queues import activity_queue, dead_letter_queue, monitor_queue
+from .workflow.events import OPT_IN_EVENTS, EventType, WorkflowEvent, WorkflowResult
+from .workflow.messages import (
+    EVERY_EVENT,
+    ActivitySpec,
+    PaigeantMessage,
+    RetryPolicy,
+    RoutingSlip,
+    Subscription,
+)
 
-if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import)
+if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai is slow to import,
+    # and workers need none of the store: its models, sqlite3 and threads load on first use)
     from .agents import (
         ActivityExecutor,
         PaigeantAgent,
@@ -56,6 +65,21 @@ if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai 
         WorkflowDependencies,
         create_planner_agent,
     )
+    from .store.base import WorkflowPage, WorkflowStore
+    from .store.choice import get_workflow_store
+    from .store.dead_letters import DEAD_LETTER_ID_HEADER, DeadLetter, DeadLetters
+    from .store.memory import MemoryWorkflowStore
+    from .store.monitor import Monitor
+    from .store.records import STATUSES as WORKFLOW_STATUSES
+    from .store.records import (
+        CompensationRecord,
+        RetryRecord,
+        Revision,
+        StepRecord,
+        WorkflowRecord,
+        WorkflowSummary,
+    )
+    from .store.sqlite import SqliteWorkflowStore
 
 try:
     __version__ = version("paigeant-core")
@@ -64,16 +88,23 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
 
 __all__ = [
     "DEAD_LETTER_ATTEMPT_HEADER",
+    "DEAD_LETTER_ID_HEADER",
     "DEAD_LETTER_QUEUE_HEADER",
     "DEAD_LETTER_REASON_HEADER",
     "DEAD_LETTER_TIME_HEADER",
+    "EVERY_EVENT",
+    "OPT_IN_EVENTS",
+    "WORKFLOW_STATUSES",
     "Activity",
     "ActivityContext",
     "ActivityExecutor",
     "ActivitySpec",
     "AwsCredentialsError",
     "AwsTokenRejectedError",
+    "CompensationRecord",
     "ConfigurationError",
+    "DeadLetter",
+    "DeadLetters",
     "Delivery",
     "DuplicatePluginError",
     "Ed25519Signer",
@@ -85,7 +116,9 @@ __all__ = [
     "InvalidTokenError",
     "JwtIdentityProvider",
     "LeaseLostError",
+    "MemoryWorkflowStore",
     "MessageTooLargeError",
+    "Monitor",
     "NonRetryableError",
     "Outgoing",
     "PaigeantAgent",
@@ -95,9 +128,14 @@ __all__ = [
     "PluginNotFoundError",
     "QueueStats",
     "RetryPolicy",
+    "RetryRecord",
+    "Revision",
     "RoutingSlip",
     "SignatureError",
     "Signer",
+    "SqliteWorkflowStore",
+    "StepRecord",
+    "StoreUnavailableError",
     "Subscription",
     "Transport",
     "TransportConnectionError",
@@ -105,7 +143,11 @@ __all__ = [
     "WorkflowDependencies",
     "WorkflowDispatcher",
     "WorkflowEvent",
+    "WorkflowPage",
+    "WorkflowRecord",
     "WorkflowResult",
+    "WorkflowStore",
+    "WorkflowSummary",
     "__version__",
     "activity",
     "activity_queue",
@@ -115,23 +157,42 @@ __all__ = [
     "get_identity_provider",
     "get_signer",
     "get_transport",
+    "get_workflow_store",
     "hookimpl",
+    "monitor_queue",
 ]
 
-#: Names loaded on first use, so ``import paigeant`` does not import pydantic-ai.
+#: Names loaded on first use, so ``import paigeant`` imports neither pydantic-ai nor the store.
 _LAZY: dict[str, str] = {
     "ActivityExecutor": ".agents",
     "PaigeantAgent": ".agents",
     "PlannerAgentDeps": ".agents",
     "WorkflowDependencies": ".agents",
     "create_planner_agent": ".agents",
+    "CompensationRecord": ".store.records",
+    "DEAD_LETTER_ID_HEADER": ".store.dead_letters",
+    "DeadLetter": ".store.dead_letters",
+    "DeadLetters": ".store.dead_letters",
+    "MemoryWorkflowStore": ".store.memory",
+    "Monitor": ".store.monitor",
+    "RetryRecord": ".store.records",
+    "Revision": ".store.records",
+    "SqliteWorkflowStore": ".store.sqlite",
+    "StepRecord": ".store.records",
+    "WORKFLOW_STATUSES": ".store.records:STATUSES",
+    "WorkflowPage": ".store.base",
+    "WorkflowRecord": ".store.records",
+    "WorkflowStore": ".store.base",
+    "WorkflowSummary": ".store.records",
+    "get_workflow_store": ".store.choice",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'paigeant' has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
+    module, _, attribute = target.partition(":")
+    value = getattr(import_module(module, __name__), attribute or name)
     globals()[name] = value
     return value

@@ -17,6 +17,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "SignatureError",
+    "StoreUnavailableError",
     "TransportConnectionError",
 ]
 
@@ -55,6 +56,10 @@ class LeaseLostError(PaigeantError):
     Raised by ``Delivery.extend()``; the step runner logs it and lets the step finish (its
     forwards keep their message ids, so the copy another consumer runs is recognisable).
     """
+
+
+class StoreUnavailableError(PaigeantError, ConnectionError):
+    """The workflow store cannot be opened or reached; the message names it and what to check."""
 
 
 class SignatureError(PaigeantError):

@@ -1,4 +1,4 @@
-"""Hook specifications: the three ways a plugin extends paigeant."""
+"""Hook specifications: the four ways a plugin extends paigeant."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ __all__ = [
     "register_identity_providers",
     "register_signers",
     "register_transports",
+    "register_workflow_stores",
 ]
 
 hookspec = HookspecMarker("paigeant")
@@ -34,3 +35,8 @@ def register_signers(register: Register) -> None:
 @hookspec
 def register_identity_providers(register: Register) -> None:
     """Register identity providers: call ``register(name, factory)`` returning an IdentityProvider."""
+
+
+@hookspec
+def register_workflow_stores(register: Register) -> None:
+    """Register workflow stores: call ``register(name, factory)`` returning a WorkflowStore."""

@@ -26,6 +26,7 @@ __all__ = [
     "Registration",
     "blocked_plugins",
     "core_version",
+    "create_component",
     "get_identity_provider",
     "get_plugin_manager",
     "get_signer",
@@ -39,21 +40,24 @@ ENTRY_POINT_GROUP = "paigeant"
 DEFAULT_PLUGINS: tuple[str, ...] = ("paigeant.builtin_plugins",)
 CORE_DISTRIBUTION = "paigeant-core"
 
-Kind = Literal["transport", "signer", "identity_provider"]
+Kind = Literal["transport", "signer", "identity_provider", "workflow_store"]
 _HOOKS: dict[Kind, str] = {
     "transport": "register_transports",
     "signer": "register_signers",
     "identity_provider": "register_identity_providers",
+    "workflow_store": "register_workflow_stores",
 }
 _ENV: dict[Kind, str] = {
     "transport": "PAIGEANT_TRANSPORT",
     "signer": "PAIGEANT_SIGNER",
     "identity_provider": "PAIGEANT_IDENTITY_PROVIDER",
+    "workflow_store": "PAIGEANT_STORE",
 }
 _DEFAULTS: dict[Kind, str | None] = {
     "transport": "inmemory",
     "signer": "hmac",
     "identity_provider": "jwt",
+    "workflow_store": "sqlite",
 }
 
 
@@ -213,6 +217,14 @@ def get_identity_provider(name: str | None = None, **options: Any) -> IdentityPr
     """Create the identity provider ``name`` (else ``PAIGEANT_IDENTITY_PROVIDER``, else ``jwt``)."""
     provider: IdentityProvider = _lookup("identity_provider", name, options)
     return provider
+
+
+def create_component(kind: Kind, name: str | None = None, **options: Any) -> Any:
+    """Create the ``kind`` registered as ``name`` (else its ``PAIGEANT_*`` variable, else default).
+
+    For lookups defined in higher wings (``paigeant.get_workflow_store``).
+    """
+    return _lookup(kind, name, options)
 
 
 def list_plugins() -> list[PluginInfo]:

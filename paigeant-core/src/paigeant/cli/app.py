@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-from typing import Annotated, Any
+import signal
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import PaigeantError
-from ..plugins import core_version, get_transport, list_plugins
+from ..plugins import core_version, list_plugins
 from ..settings import env_str
-from ..transports.base import Transport
 from ..workflow.messages import ActivitySpec
+from ._shared import configure_logging as _configure_logging
+from ._shared import console, err_console
+from ._shared import make_transport as _transport
+from ._shared import parse_vars as _parse_vars
+from ._shared import refuse_in_memory as _refuse_in_memory
+from .operations import dead_letters_app, queues
+from .workflows import workflows_app
 
-__all__ = ["READY_PREFIX", "app", "main"]
+__all__ = ["MONITOR_READY_PREFIX", "READY_PREFIX", "app", "main"]
 
 #: First word of the line ``paigeant worker`` prints on stdout once it consumes its queues.
 READY_PREFIX = "paigeant-worker-ready"
+#: First word of the line ``paigeant monitor`` prints on stdout once it records events.
+MONITOR_READY_PREFIX = "paigeant-monitor-ready"
 
 app = typer.Typer(
     name="paigeant",
@@ -30,8 +36,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -61,31 +65,6 @@ def plugins() -> None:
     for info in list_plugins():
         table.add_row(info.name, info.distribution, info.version, "\n".join(info.registers))
     console.print(table)
-
-
-def _transport(name: str | None, options: list[str] | None = None) -> Transport:
-    try:
-        return get_transport(name, **_parse_vars(options or [], flag="--option"))
-    except (LookupError, TypeError, ValueError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-
-
-def _refuse_in_memory(transport: Transport, command: str) -> None:
-    if not transport.crosses_processes:
-        err_console.print(
-            f"[red]error:[/red] `paigeant {command}` talks to other processes, but the "
-            f"{type(transport).__name__} only reaches queues inside one process. Choose a "
-            "broker transport with --transport or PAIGEANT_TRANSPORT (e.g. redis), or run "
-            "the worker and dispatcher in one process (see guides/onboarding_example.py)."
-        )
-        raise typer.Exit(2)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 @app.command()
@@ -138,19 +117,6 @@ def worker(
         asyncio.run(serve())
 
 
-def _parse_vars(pairs: list[str], flag: str = "--var") -> dict[str, Any]:
-    variables: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{flag} takes KEY=VALUE, got {pair!r}")
-        try:
-            variables[key] = json.loads(raw)
-        except ValueError:
-            variables[key] = raw
-    return variables
-
-
 @app.command()
 def dispatch(
     activities: Annotated[list[str], typer.Argument(help="Activity names, in order.")],
@@ -165,6 +131,13 @@ def dispatch(
     option: Annotated[
         list[str] | None,
         typer.Option("--option", "-o", help="Transport option KEY=VALUE, e.g. url=redis://..."),
+    ] = None,
+    monitor: Annotated[
+        bool | None,
+        typer.Option(
+            "--monitor/--no-monitor",
+            help="Send its events to the monitor queue (default: PAIGEANT_MONITOR).",
+        ),
     ] = None,
 ) -> None:
     """Dispatch a workflow of ACTIVITY... and print its correlation id (and result with --wait)."""
@@ -181,7 +154,7 @@ def dispatch(
 
     async def run() -> int:
         async with chosen:
-            dispatcher = WorkflowDispatcher(chosen)
+            dispatcher = WorkflowDispatcher(chosen, monitor=monitor)
             try:
                 cid = await dispatcher.dispatch_workflow(specs, variables=variables)
                 console.print(f"Workflow dispatched: {cid}")
@@ -198,6 +171,70 @@ def dispatch(
                 await dispatcher.close()
 
     raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
+def monitor(
+    transport: Annotated[
+        str | None, typer.Option(help="Transport name (PAIGEANT_TRANSPORT).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Transport option KEY=VALUE, e.g. url=redis://..."),
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Workflow store name (PAIGEANT_STORE, default sqlite).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Most events per store transaction.")
+    ] = 200,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Record the events of monitored workflows in the workflow store until SIGTERM or Ctrl-C."""
+    from ..store.monitor import Monitor
+    from ..transports.queues import monitor_queue
+    from ._shared import make_store
+
+    _configure_logging(log_level)
+    chosen = _transport(transport, option)
+    _refuse_in_memory(chosen, "monitor")
+    opened = make_store(store)
+    recorder = Monitor(chosen, opened, batch_size=batch_size)
+    transport_name = transport or env_str("PAIGEANT_TRANSPORT") or "inmemory"
+
+    async def serve() -> None:
+        try:
+            await opened.connect()
+        except PaigeantError as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1) from None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, recorder.stop)
+        try:
+            async with chosen:
+                running = asyncio.ensure_future(recorder.run())
+                ready = asyncio.ensure_future(recorder.ready.wait())
+                await asyncio.wait([running, ready], return_when=asyncio.FIRST_COMPLETED)
+                if ready.done():
+                    print(
+                        f"{MONITOR_READY_PREFIX} queue={monitor_queue()} transport={transport_name} "
+                        f"store={opened.name}",
+                        flush=True,
+                    )
+                else:
+                    ready.cancel()
+                await running
+        finally:
+            await opened.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+app.add_typer(workflows_app)
+app.add_typer(dead_letters_app)
+app.command()(queues)
 
 
 @app.command()

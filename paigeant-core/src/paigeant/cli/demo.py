@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -28,9 +29,14 @@ from ..errors import PaigeantError
 from ..plugins import get_transport
 from ..runtime.dispatcher import WorkflowDispatcher
 from ..runtime.worker import Worker
+from ..settings import namespace
+from ..store.base import WorkflowStore
+from ..store.choice import get_workflow_store
+from ..store.monitor import Monitor
+from ..store.records import WorkflowRecord
 from ..transports.base import Transport
 from ..workflow.events import EventType, WorkflowEvent, WorkflowResult
-from ..workflow.messages import ActivitySpec
+from ..workflow.messages import EVERY_EVENT, ActivitySpec, Subscription
 from .app import READY_PREFIX
 
 __all__ = ["DemoRun", "StepView", "WorkflowView", "demo_workflow", "run_demo"]
@@ -108,11 +114,13 @@ class WorkflowView:
 
 @dataclass
 class DemoRun:
-    """What a demo run produced: its result and how long it took."""
+    """What a demo run produced: its result, how long it took, and its record in the store."""
 
     result: WorkflowResult
     elapsed: float
     view: WorkflowView
+    record: WorkflowRecord | None = None
+    where: str = ""
 
 
 async def _read_ready(process: asyncio.subprocess.Process, agent: str, timeout: float) -> None:
@@ -215,8 +223,13 @@ async def demo_workflow(
     live: Live | None = None,
     view: WorkflowView | None = None,
     timeout: float = 120.0,
+    store: WorkflowStore | None = None,
 ) -> DemoRun:
-    """Run the demo workflow on ``transport``: in-process workers, or one process per agent."""
+    """Run the demo workflow on ``transport``: in-process workers, or one process per agent.
+
+    With ``store``, an in-process monitor records the workflow there (on a queue of its own, so
+    a monitor running elsewhere does not take its events).
+    """
     from . import demo_agents
 
     view = view or WorkflowView.for_agents(demo_agents.AGENT_NAMES)
@@ -226,11 +239,24 @@ async def demo_workflow(
         if live is not None:
             live.update(view.render())
 
-    dispatcher = WorkflowDispatcher(transport, on_event=on_event)
+    monitor_queue = f"{namespace()}.demo-monitor.{uuid.uuid4().hex[:12]}"
+    subscriptions = [Subscription(queue=monitor_queue, events=[EVERY_EVENT])] if store else []
+    dispatcher = WorkflowDispatcher(
+        transport,
+        on_event=on_event,
+        subscriptions=subscriptions,
+        monitor=False,
+        name="paigeant demo",
+    )
     _ = dispatcher.wire  # fail fast on a missing signing key, before starting anything
+    monitor: Monitor | None = None
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(transport)
         stack.push_async_callback(dispatcher.close)
+        if store is not None:
+            monitor = await stack.enter_async_context(
+                _in_process_monitor(transport, store, monitor_queue)
+            )
         if transport.crosses_processes:
             await stack.enter_async_context(
                 _worker_processes(demo_agents.WORKER_TARGETS, transport_name, 60.0)
@@ -253,7 +279,51 @@ async def demo_workflow(
         except TimeoutError as exc:
             raise PaigeantError(str(exc)) from None
         elapsed = time.perf_counter() - started
-    return DemoRun(result, elapsed, view)
+        record = None
+        if monitor is not None:
+            try:
+                record = await monitor.wait_recorded(correlation_id, timeout=15)
+            except TimeoutError as exc:
+                logger.warning("the demo workflow was not recorded: %s", exc)
+    return DemoRun(result, elapsed, view, record)
+
+
+@contextlib.asynccontextmanager
+async def _in_process_monitor(
+    transport: Transport, store: WorkflowStore, queue: str
+) -> AsyncIterator[Monitor]:
+    """A Monitor recording ``queue`` into ``store`` while the block runs; its queue deleted after."""
+    monitor = Monitor(transport, store, queue=queue)
+    task = asyncio.ensure_future(monitor.run())
+    try:
+        await monitor.ready.wait()
+        yield monitor
+    finally:
+        monitor.stop()
+        _done, pending = await asyncio.wait([task], timeout=10)
+        for late in pending:
+            late.cancel()
+        with contextlib.suppress(Exception):
+            await transport.delete_queue(queue)
+
+
+async def _recorded_demo(transport: Transport, **options: Any) -> DemoRun:
+    """The demo with a monitor on the workflow store (``PAIGEANT_STORE``, default sqlite).
+
+    A store that cannot be opened is reported and the demo runs unrecorded.
+    """
+    store = get_workflow_store()
+    try:
+        await store.connect()
+    except PaigeantError as exc:
+        logger.warning("the demo runs without recording it: %s", exc)
+        return await demo_workflow(transport, **options)
+    try:
+        run = await demo_workflow(transport, store=store, **options)
+        run.where = store.describe()
+        return run
+    finally:
+        await store.close()
 
 
 def _print_outcome(console: Console, run: DemoRun) -> None:
@@ -306,10 +376,15 @@ def run_demo(
     view = WorkflowView.for_agents(demo_agents.AGENT_NAMES)
     with Live(view.render(), console=console, refresh_per_second=12) as live:
         run = asyncio.run(
-            demo_workflow(chosen, transport_name=transport, prompt=prompt, live=live, view=view)
+            _recorded_demo(chosen, transport_name=transport, prompt=prompt, live=live, view=view)
         )
         live.update(view.render())
     console.print()
     _print_outcome(console, run)
+    if run.record is not None:
+        console.print(
+            f"recorded in {run.where}; see it with: paigeant workflows show {run.record.correlation_id}",
+            highlight=False,
+        )
     if run.result.status != "completed":
         raise PaigeantError(f"the demo workflow {run.result.status}: {run.result.error}")

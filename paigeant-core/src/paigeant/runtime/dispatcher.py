@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
+import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -14,12 +16,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..security.signer import Signer
-from ..settings import env_str, namespace
+from ..settings import env_bool, env_str, namespace
 from ..transports.base import Delivery, Transport
-from ..transports.queues import activity_queue
-from ..workflow.codec import serialize_message
-from ..workflow.events import TERMINAL_EVENTS, WorkflowEvent, WorkflowResult
+from ..transports.queues import activity_queue, monitor_queue
+from ..workflow.codec import canonical_json, serialize_message
+from ..workflow.events import TERMINAL_EVENTS, EventType, WorkflowEvent, WorkflowResult
 from ..workflow.messages import (
+    EVERY_EVENT,
     ActivitySpec,
     PaigeantMessage,
     RoutingSlip,
@@ -50,11 +53,23 @@ class WorkflowDispatcher:
         reply_queue: str | None = None,
         subscriptions: Iterable[Subscription] = (),
         on_event: EventHandler | None = None,
+        monitor: bool | None = None,
+        name: str | None = None,
     ) -> None:
-        """Dispatch on ``transport``; ``on_event`` receives every event of its workflows."""
+        """Dispatch on ``transport``; ``on_event`` receives every event of its workflows.
+
+        ``monitor=True`` subscribes every workflow to ``monitor_queue()`` for all event types
+        (the opt-in per-attempt ones too), so a ``Monitor`` records it; ``None`` follows
+        ``PAIGEANT_MONITOR`` (default off). ``name`` says who dispatched, in the
+        WorkflowDispatched event (default ``<host>:<pid>``).
+        """
         self.transport = transport
         self.reply_queue = reply_queue or f"{namespace()}.replies.{uuid.uuid4().hex}"
         self.on_event = on_event
+        #: Whether workflows dispatched here are sent to the monitor queue.
+        self.monitor = env_bool("PAIGEANT_MONITOR", False) if monitor is None else monitor
+        #: Who dispatched, as recorded by the monitor.
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._extra_subscriptions = list(subscriptions)
         # Resolved now, so a dispatcher that would send unsigned across processes refuses to start.
         #: The wire format (signer and size limit) this dispatcher seals messages with.
@@ -66,9 +81,11 @@ class WorkflowDispatcher:
     def _subscriptions(self) -> list[Subscription]:
         reply_events = [] if self.on_event else [str(t) for t in TERMINAL_EVENTS]
         subs = [Subscription(queue=self.reply_queue, events=sorted(reply_events))]
-        monitor = env_str("PAIGEANT_EVENTS_QUEUE")
-        if monitor:
-            subs.append(Subscription(queue=monitor))
+        events_queue = env_str("PAIGEANT_EVENTS_QUEUE")
+        if events_queue:
+            subs.append(Subscription(queue=events_queue))
+        if self.monitor:
+            subs.append(Subscription(queue=monitor_queue(), events=[EVERY_EVENT]))
         return subs + [sub.model_copy() for sub in self._extra_subscriptions]
 
     async def dispatch_workflow(
@@ -112,6 +129,7 @@ class WorkflowDispatcher:
         await self.transport.publish(
             outgoing.queue, outgoing.body, message_id=outgoing.message_id, headers=outgoing.headers
         )
+        await self._announce_dispatch(message, itinerary, traceparent)
         logger.info(
             "[%s] dispatched workflow: %s",
             cid,
@@ -119,6 +137,49 @@ class WorkflowDispatcher:
             extra={"correlation_id": cid},
         )
         return cid
+
+    async def _announce_dispatch(
+        self, message: PaigeantMessage, itinerary: list[ActivitySpec], traceparent: str
+    ) -> None:
+        """Send WorkflowDispatched to the subscriptions that want it (after the first step).
+
+        The workflow already runs, so a failure here is logged, not raised: raising would
+        invite the caller to dispatch the same work twice.
+        """
+        slip = message.routing_slip
+        kind = EventType.WORKFLOW_DISPATCHED
+        targets = [sub.queue for sub in slip.subscriptions if sub.wants(kind)]
+        if not targets:
+            return
+        cid = message.correlation_id
+        event = WorkflowEvent(
+            type=kind,
+            correlation_id=cid,
+            id=f"{message.message_id}.{kind}",
+            timestamp=message.created_at,
+            itinerary=itinerary,
+            variables=slip.variables,
+            dispatcher=self.name,
+        )
+        try:
+            body = canonical_json(event.model_dump(mode="json", exclude_none=True))
+            for out in self.wire.seal_for(
+                targets,
+                body,
+                message_id=event.id or "",
+                correlation_id=cid,
+                traceparent=traceparent,
+            ):
+                await self.transport.publish(
+                    out.queue, out.body, message_id=out.message_id, headers=out.headers
+                )
+        except Exception as exc:
+            logger.error(
+                "[%s] workflow dispatched, but its WorkflowDispatched event was not sent: %s",
+                cid,
+                exc,
+                extra={"correlation_id": cid},
+            )
 
     async def wait_for(self, correlation_id: str, timeout: float | None = None) -> WorkflowResult:
         """Wait for the workflow to complete, fault or terminate; TimeoutError after ``timeout``."""

@@ -160,6 +160,19 @@ class StepRunner:
             added_steps=message.routing_slip.added_steps,
             heartbeat=delivery.extend,
         )
+        if self._wanted(message, EventType.ACTIVITY_STARTED):
+            await self._announce_attempt(
+                delivery,
+                message,
+                WorkflowEvent(
+                    type=EventType.ACTIVITY_STARTED,
+                    correlation_id=cid,
+                    activity=spec.name,
+                    step=len(log),
+                    attempt=delivery.attempt,
+                    worker=self.worker_id,
+                ),
+            )
         started_at, started = utcnow(), time.perf_counter()
         try:
             with self._leased(delivery, cid):
@@ -235,6 +248,7 @@ class StepRunner:
     ) -> None:
         slip = message.routing_slip
         spec = slip.itinerary.pop(0)
+        step = len(slip.activity_log)
         slip.activity_log.append(
             ActivityLogEntry(
                 name=spec.name,
@@ -260,6 +274,7 @@ class StepRunner:
                     type=EventType.ACTIVITY_COMPLETED,
                     correlation_id=message.correlation_id,
                     activity=spec.name,
+                    step=step,
                     attempt=delivery.attempt,
                     duration=duration,
                     output=output,
@@ -274,6 +289,7 @@ class StepRunner:
                     type=EventType.ITINERARY_REVISED,
                     correlation_id=message.correlation_id,
                     activity=spec.name,
+                    step=step,
                     added=list(ctx.added_activities),
                 )
             )
@@ -320,6 +336,21 @@ class StepRunner:
                 delay,
                 extra={"correlation_id": cid},
             )
+            if self._wanted(message, EventType.ACTIVITY_RETRIED):
+                await self._announce_attempt(
+                    delivery,
+                    message,
+                    WorkflowEvent(
+                        type=EventType.ACTIVITY_RETRIED,
+                        correlation_id=cid,
+                        activity=spec.name,
+                        step=len(message.routing_slip.activity_log),
+                        attempt=delivery.attempt,
+                        error=f"{type(exc).__name__}: {exc}",
+                        retry_delay=delay,
+                        worker=self.worker_id,
+                    ),
+                )
             await delivery.nack(delay=delay)
             return
         fault = Fault(
@@ -352,6 +383,7 @@ class StepRunner:
                 type=EventType.ACTIVITY_FAULTED,
                 correlation_id=message.correlation_id,
                 activity=fault.activity,
+                step=len(slip.activity_log),
                 attempt=fault.attempt,
                 error=f"{fault.error_type}: {fault.error}",
                 fault=fault,
@@ -391,7 +423,7 @@ class StepRunner:
             error = f"compensation of {entry.name!r} failed: {type(exc).__name__}: {exc}"
             logger.error("[%s] %s", cid, error, extra={"correlation_id": cid})
             event = self._final(EventType.WORKFLOW_COMPENSATION_FAILED, message)
-            event.error = error
+            event.error, event.activity, event.step = error, entry.name, entry.log_index
             await delivery.ack(forward=self._event_messages(message, [event]))
             return
         logger.info("[%s] %s compensated", cid, entry.name, extra={"correlation_id": cid})
@@ -402,6 +434,7 @@ class StepRunner:
                 type=EventType.ACTIVITY_COMPENSATED,
                 correlation_id=cid,
                 activity=entry.name,
+                step=entry.log_index,
                 attempt=delivery.attempt,
                 worker=self.worker_id,
             )
@@ -478,8 +511,25 @@ class StepRunner:
             worker=self.worker_id,
         )
 
+    @staticmethod
+    def _wanted(message: PaigeantMessage, kind: EventType) -> bool:
+        """Whether any subscription of the slip receives ``kind`` (else the event is not built)."""
+        return any(sub.wants(kind) for sub in message.routing_slip.subscriptions)
+
+    async def _announce_attempt(
+        self, delivery: Delivery, message: PaigeantMessage, event: WorkflowEvent
+    ) -> None:
+        """Publish a per-attempt event now (it rides on no ack); its id names the attempt."""
+        suffix = f"{event.type}.{delivery.attempt}"
+        if delivery.message_id != message.message_id:  # e.g. a redriven dead letter
+            suffix = f"{event.type}.{delivery.message_id}.{delivery.attempt}"
+        for out in self._event_messages(message, [event], suffix=suffix):
+            await self.transport.publish(
+                out.queue, out.body, message_id=out.message_id, headers=out.headers
+            )
+
     def _event_messages(
-        self, message: PaigeantMessage, events: list[WorkflowEvent]
+        self, message: PaigeantMessage, events: list[WorkflowEvent], *, suffix: str | None = None
     ) -> list[Outgoing]:
         out: list[Outgoing] = []
         subscriptions = message.routing_slip.subscriptions
@@ -488,13 +538,14 @@ class StepRunner:
             targets = [sub.queue for sub in subscriptions if sub.wants(event.type)]
             if not targets:
                 continue
+            event.id = f"{message.message_id}.{suffix or event.type}"
             body = canonical_json(event.model_dump(mode="json", exclude_none=True))
             try:
                 out.extend(
                     self.wire.seal_for(
                         targets,
                         body,
-                        message_id=f"{message.message_id}.{event.type}",
+                        message_id=event.id,
                         correlation_id=message.correlation_id,
                         traceparent=traceparent,
                     )

@@ -1,4 +1,5 @@
-"""Conformance suites for plugin authors: ``TransportConformance`` (extra ``paigeant-core[testing]``).
+"""Conformance suites for plugin authors: ``TransportConformance`` and ``WorkflowStoreConformance``
+(extra ``paigeant-core[testing]``), and ``WorkflowEvents`` to build realistic events.
 
 Subclass a suite in your package's tests and define its factory. Modules here may import any
 wing except ``cli``; the library never imports this wing.
@@ -15,5 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     ) from exc
 
 from .conformance import Receiver, TransportConformance
+from .events import WorkflowEvents
+from .store_conformance import WorkflowStoreConformance
 
-__all__ = ["Receiver", "TransportConformance"]
+__all__ = ["Receiver", "TransportConformance", "WorkflowEvents", "WorkflowStoreConformance"]

@@ -1,4 +1,4 @@
-"""Queue naming: the one place that knows how activity, compensation and dead-letter queues are named."""
+"""Queue naming: the one place that knows how activity, compensation, dead-letter and monitor queues are named."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ __all__ = [
     "activity_queue",
     "compensate_queue",
     "dead_letter_queue",
+    "monitor_queue",
     "validate_activity_name",
 ]
 
@@ -37,3 +38,11 @@ def compensate_queue(name: str, *, ns: str | None = None) -> str:
 def dead_letter_queue(queue: str) -> str:
     """Return the dead-letter queue of ``queue``; read it with ``transport.consume``."""
     return f"{queue}.dead-letter"
+
+
+def monitor_queue(*, ns: str | None = None) -> str:
+    """Return the queue monitored workflows send their events to, read by ``paigeant monitor``.
+
+    It cannot clash with an activity's queue: activity names hold no dots.
+    """
+    return f"{ns or namespace()}.monitor.events"

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .messages import ActivityLogEntry, ActivitySpec, Fault, utcnow
+from .messages import OPT_IN_EVENT_TYPES, ActivityLogEntry, ActivitySpec, Fault, utcnow
 
 __all__ = [
+    "OPT_IN_EVENTS",
     "TERMINAL_EVENTS",
     "EventType",
     "WorkflowEvent",
@@ -22,10 +23,13 @@ __all__ = [
 class EventType(StrEnum):
     """The kinds of event a routing slip emits to its subscriptions."""
 
+    WORKFLOW_DISPATCHED = "WorkflowDispatched"
     WORKFLOW_COMPLETED = "WorkflowCompleted"
     WORKFLOW_FAULTED = "WorkflowFaulted"
     WORKFLOW_TERMINATED = "WorkflowTerminated"
     WORKFLOW_COMPENSATION_FAILED = "WorkflowCompensationFailed"
+    ACTIVITY_STARTED = "ActivityStarted"
+    ACTIVITY_RETRIED = "ActivityRetried"
     ACTIVITY_COMPLETED = "ActivityCompleted"
     ACTIVITY_FAULTED = "ActivityFaulted"
     ACTIVITY_COMPENSATED = "ActivityCompensated"
@@ -41,6 +45,9 @@ TERMINAL_EVENTS: frozenset[EventType] = frozenset(
     }
 )
 
+#: Per-attempt events sent only to subscriptions that name them (see ``Subscription``).
+OPT_IN_EVENTS: frozenset[EventType] = frozenset(EventType(name) for name in OPT_IN_EVENT_TYPES)
+
 WorkflowStatus = Literal["completed", "faulted", "terminated", "compensation_failed"]
 
 _STATUS: dict[EventType, WorkflowStatus] = {
@@ -52,14 +59,22 @@ _STATUS: dict[EventType, WorkflowStatus] = {
 
 
 class WorkflowEvent(BaseModel):
-    """One lifecycle event of a workflow, as delivered to subscription queues."""
+    """One lifecycle event of a workflow, as delivered to subscription queues.
+
+    ``id`` is the event's message id (stable across redeliveries and re-sends, so a store
+    records each event once); ``step`` is the position of the step it is about in the
+    workflow's execution order (0 = the first step that ran), for events about one step.
+    """
 
     type: EventType
     correlation_id: str
+    id: str | None = None
     timestamp: datetime = Field(default_factory=utcnow)
     activity: str | None = None
+    step: int | None = None
     attempt: int | None = None
     duration: float | None = None
+    retry_delay: float | None = None
     output: Any = None
     error: str | None = None
     fault: Fault | None = None
@@ -69,6 +84,8 @@ class WorkflowEvent(BaseModel):
     activity_log: list[ActivityLogEntry] = Field(default_factory=list)
     compensated: list[str] = Field(default_factory=list)
     worker: str | None = None
+    itinerary: list[ActivitySpec] = Field(default_factory=list)
+    dispatcher: str | None = None
 
 
 class WorkflowResult(BaseModel):

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..transports.queues import validate_activity_name
 
 __all__ = [
+    "EVERY_EVENT",
+    "OPT_IN_EVENT_TYPES",
     "SPEC_VERSION",
     "ActivityLogEntry",
     "ActivitySpec",
@@ -26,6 +28,12 @@ __all__ = [
 ]
 
 SPEC_VERSION: Literal["1"] = "1"
+
+#: Event types a subscription receives only when it names them (or ``EVERY_EVENT``): they are
+#: sent once per step attempt, so an unmonitored slip builds none of them.
+OPT_IN_EVENT_TYPES: frozenset[str] = frozenset({"ActivityStarted", "ActivityRetried"})
+#: In ``Subscription.events``: every event type, the opt-in ones included.
+EVERY_EVENT = "*"
 
 
 def utcnow() -> datetime:
@@ -120,14 +128,22 @@ class Fault(_Model):
 
 
 class Subscription(_Model):
-    """A queue that receives a workflow's events; ``events`` empty means every event type."""
+    """A queue that receives a workflow's events.
+
+    ``events`` lists the event types it receives. Empty means every event type except the
+    opt-in ones (``OPT_IN_EVENT_TYPES``: ActivityStarted, ActivityRetried), which go only to a
+    subscription that names them or lists ``"*"`` (``EVERY_EVENT``: every type, opt-in ones too).
+    """
 
     queue: str
     events: list[str] = Field(default_factory=list)
 
     def wants(self, event: str) -> bool:
         """Whether this subscription receives events of type ``event``."""
-        return not self.events or event in self.events
+        events = self.events
+        if not events:
+            return event not in OPT_IN_EVENT_TYPES
+        return event in events or EVERY_EVENT in events
 
 
 class RoutingSlip(_Model):
