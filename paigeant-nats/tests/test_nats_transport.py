@@ -19,6 +19,7 @@ from paigeant import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
     ActivityContext,
+    DeadLetters,
     HmacSigner,
     Outgoing,
     QueueStats,
@@ -383,3 +384,34 @@ async def test_a_worker_dead_letters_oversized_unsigned_and_foreign_messages(
     finally:
         worker.stop()
         await running
+
+
+async def test_dead_letter_tools_list_without_loss_and_redrive_on_nats(
+    transport: NatsTransport, queue: str
+) -> None:
+    ids = await _publish_and_dead_letter(transport, queue, 2)
+    tools = DeadLetters(transport, queue)
+    for _ in range(2):  # reading puts every dead letter back
+        listed = await tools.list()
+        assert sorted(letter.id for letter in listed) == ids
+        assert (await transport.stats(queue)).dead == 2
+    redriven = await tools.redrive()
+    assert sorted(letter.id for letter in redriven) == ids
+    async with Receiver(transport, queue) as receiver:
+        again = [await get(receiver), await get(receiver)]
+        assert sorted(d.body for d in again) == [b"dl-0", b"dl-1"]
+        assert [d.attempt for d in again] == [1, 1]
+        for delivery in again:
+            assert DEAD_LETTER_REASON_HEADER not in delivery.headers
+            await delivery.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def _publish_and_dead_letter(transport: NatsTransport, queue: str, n: int) -> list[str]:
+    ids = [f"dl-{i}" for i in range(n)]
+    for i, message_id in enumerate(ids):
+        await transport.publish(queue, f"dl-{i}".encode(), message_id=message_id)
+    async with Receiver(transport, queue, prefetch=n) as receiver:
+        for _ in ids:
+            await (await get(receiver)).dead_letter("for the tools")
+    return ids
