@@ -60,8 +60,8 @@ class BasicsTests(SuiteBase):
                 await delivery.ack()
         assert received == ids
 
-    async def test_largest_body(self, transport: Transport) -> None:
-        """A body of ``max_body_bytes`` (default 1 MiB, paigeant's default size limit)."""
+    async def test_one_mebibyte_body(self, transport: Transport) -> None:
+        """A body of ``max_body_bytes``: 1 MiB (paigeant's default size limit) unless lowered."""
         queue = self.queue()
         size = self.max_body_bytes
         body = (b"0123456789abcdef" * (size // 16 + 1))[:size]
