@@ -4,6 +4,7 @@
     uv run python benchmarks/hops.py --signer none --signer hmac --signer ed25519 --rounds 5
     uv run python benchmarks/hops.py --envelope
     uv run --group bench python benchmarks/hops.py --transport redis --baselines
+    uv run --group bench python benchmarks/hops.py --transport nats --baselines
 
 Prints JSON (hops/s, workflows/s, p50/p99 per-hop latency, peak RSS) and one summary line
 per configuration; with several ``--signer`` values, also each one's ratio to the first.
@@ -129,7 +130,7 @@ def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 #: Baseline module of each broker transport: ``baselines(workflows, steps, concurrency, body)``
 #: returns ``{name: result}`` for the raw client loop and FastStream on the same broker.
-BASELINES: dict[str, str] = {"redis": "_redis_baselines"}
+BASELINES: dict[str, str] = {"redis": "_redis_baselines", "nats": "_nats_baselines"}
 
 
 def run_baselines(

@@ -1,14 +1,18 @@
-"""Fixtures for cross-package tests: a real Redis on loopback (skip outside CI, fail in CI)."""
+"""Fixtures for cross-package tests: real brokers and databases on loopback (skip, or fail in CI)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 
 REDIS_URL = os.environ.get("PAIGEANT_REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+NATS_URL = os.environ.get("PAIGEANT_NATS_TEST_URL", "nats://127.0.0.1:4222")
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +78,54 @@ def postgres_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     yield env
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def nats_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Environment for a NATS-backed run under a unique stream prefix, with a signing key."""
+    pytest.importorskip("nats")
+    prefix = f"pg-e2e-{uuid.uuid4().hex[:8]}"
+    try:
+        _in_thread(_nats_streams(prefix, delete=False))
+    except Exception as exc:
+        reason = f"NATS with JetStream at {NATS_URL} is unavailable ({exc!r})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI needs it")
+        pytest.skip(reason)
+    env = {
+        "PAIGEANT_TRANSPORT": "nats",
+        "PAIGEANT_NATS_URL": NATS_URL,
+        "PAIGEANT_NATS_PREFIX": prefix,
+        "PAIGEANT_SIGNING_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield env
+    _in_thread(_nats_streams(prefix, delete=True))
+
+
+def _in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutine`` on an event loop of its own (the caller's loop may be running)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def _nats_streams(prefix: str, *, delete: bool) -> None:
+    """Check NATS has JetStream; with ``delete``, delete the streams of ``prefix``."""
+    import nats
+
+    async def quiet(exc: Exception) -> None:
+        pass
+
+    client = await nats.connect(
+        NATS_URL, connect_timeout=1, max_reconnect_attempts=1, error_cb=quiet
+    )
+    try:
+        manager = client.jsm(timeout=5)
+        await manager.account_info()
+        if delete:
+            for info in await manager.streams_info():
+                if info.config.name and info.config.name.startswith(prefix.upper()):
+                    await manager.delete_stream(info.config.name)
+    finally:
+        await client.close()

@@ -122,3 +122,10 @@ def test_demo_on_redis_from_the_environment_needs_no_key_setup(redis_env: dict[s
     assert "one-off key shared with the demo's own worker processes" in " ".join(
         done.stdout.split()
     )
+
+
+def test_demo_runs_a_worker_process_per_agent_on_nats(nats_env: dict[str, str]) -> None:
+    done = demo("--transport", "nats", env=fresh_env(**nats_env))
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_output(done.stdout)
+    assert "NatsTransport (a worker process per agent)" in done.stdout

@@ -39,7 +39,12 @@ def test_every_conformance_capability_and_hook_is_documented() -> None:
         for name, value in vars(cls).items()
         if not name.startswith("_") and isinstance(value, bool | int | float)
     }
-    assert {"supports_delay", "supports_stats", "publish_failure_bound"} <= settings
+    assert {
+        "supports_delay",
+        "supports_stats",
+        "publish_failure_bound",
+        "max_body_bytes",
+    } <= settings
     text = (DOCS / "writing-plugins.md").read_text()
     hooks = {"make_transport", "restart_broker", "fail_next_forward"}
     missing = sorted(name for name in settings | hooks if f"`{name}" not in text)

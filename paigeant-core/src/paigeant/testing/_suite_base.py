@@ -44,6 +44,9 @@ class SuiteBase:
     publish_failure_bound: float = 30.0
     #: Messages the chaos test sends through its three hops.
     chaos_messages: int = 200
+    #: Largest body the broker under test accepts (its own limit, headers aside); the
+    #: big-body test sends exactly that. Default 1 MiB: ``PAIGEANT_MAX_MESSAGE_BYTES``'s default.
+    max_body_bytes: int = 1024 * 1024
 
     def make_transport(self) -> Transport:
         """Return a new, unconnected transport under test.

@@ -61,8 +61,10 @@ class BasicsTests(SuiteBase):
         assert received == ids
 
     async def test_one_mebibyte_body(self, transport: Transport) -> None:
+        """A body of ``max_body_bytes``: 1 MiB (paigeant's default size limit) unless lowered."""
         queue = self.queue()
-        body = (b"0123456789abcdef" * 65536)[: 1024 * 1024]
+        size = self.max_body_bytes
+        body = (b"0123456789abcdef" * (size // 16 + 1))[:size]
         await transport.publish(queue, body, message_id="big")
         async with Receiver(transport, queue) as receiver:
             delivery = await receiver.get(timeout=10)

@@ -45,6 +45,8 @@ class TransportConformance(
       checks that it raises NotImplementedError.
     - ``publish_failure_bound`` (30.0): longest a publish may take while the broker is down.
     - ``chaos_messages`` (200): messages sent through the chaos test's three hops.
+    - ``max_body_bytes`` (1 MiB): the largest body the broker under test accepts; the big-body
+      test sends exactly that.
 
     Overridable methods:
 

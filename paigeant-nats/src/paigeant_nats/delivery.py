@@ -1,0 +1,264 @@
+"""A delivery from a JetStream work-queue consumer, leased by a local clock until settled.
+
+JetStream matches acks by stream sequence only, so a zombie's late ack or nack would hit the
+copy another consumer now holds. The transport's own clock (started when the message arrived,
+erring early) decides whether this delivery still holds its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from paigeant import (
+    Delivery,
+    LeaseLostError,
+    Outgoing,
+    TransportConnectionError,
+    dead_letter_headers,
+    dead_letter_queue,
+)
+
+from ._codec import Metadata, encode
+from ._errors import is_no_responders
+
+if TYPE_CHECKING:
+    from ._consumer import ConsumeLoop
+    from .transport import NatsTransport
+
+__all__ = ["NatsDelivery", "lease_margin", "park", "too_many"]
+
+logger = logging.getLogger(__name__)
+
+
+def lease_margin(ack_wait: float) -> float:
+    """How much earlier than the server the local lease runs out (its clock started first)."""
+    return min(1.0, max(0.05, 0.05 * ack_wait))
+
+
+def too_many(deliveries: int, max_deliveries: int) -> str:
+    """The reason of a message dead-lettered past ``max_deliveries``."""
+    return f"delivered {deliveries} times without success (max_deliveries={max_deliveries})"
+
+
+async def park(
+    transport: NatsTransport,
+    queue: str,
+    body: bytes,
+    *,
+    message_id: str,
+    headers: Mapping[str, str],
+    reason: str,
+    attempt: int,
+    source: Metadata,
+) -> None:
+    """Publish the dead letter of a message of ``queue`` (awaiting its PubAck); not the ack.
+
+    Its ``Nats-Msg-Id`` names the source copy, so dead-lettering it again after a crash is
+    deduplicated while a replayed message that fails again is not.
+    """
+    marked = dead_letter_headers(headers, reason=reason, queue=queue, attempt=attempt)
+    dedup = f"dead:{source.stream}:{source.stream_seq}:{source.timestamp_ns}"
+    target = dead_letter_queue(queue)
+    nats_headers = encode(message_id, marked, dedup_id=dedup)
+    if len(body) + 4096 > transport.connection.max_payload:
+        # The original headers may not fit beside the dead-letter ones: keep the body.
+        kept = dead_letter_headers({}, reason=reason, queue=queue, attempt=attempt)
+        kept["x-paigeant-dead-letter-headers-dropped"] = str(len(headers))
+        nats_headers = encode(message_id, kept, dedup_id=dedup)
+    await transport.store(target, body, nats_headers, what=f"cannot dead-letter {message_id!r}")
+
+
+class NatsDelivery(Delivery):
+    """One delivery of a JetStream message to a consume() loop."""
+
+    def __init__(
+        self,
+        loop: ConsumeLoop,
+        reply: str,
+        source: Metadata,
+        *,
+        body: bytes,
+        message_id: str,
+        headers: Mapping[str, str],
+        attempt: int,
+        deadline: float,
+    ) -> None:
+        """Wrap the message whose ack subject is ``reply``; leased until ``deadline``."""
+        self._loop = loop
+        self.reply = reply
+        self.source = source
+        self.queue = loop.queue
+        self.body = body
+        self.message_id = message_id
+        self.headers = headers
+        self.attempt = attempt
+        #: When the local lease runs out (monotonic clock); moved on by ``extend()``.
+        self.deadline = deadline
+        #: Set when the transport gave the message back (disconnect, delete_queue).
+        self.released = False
+
+    def __repr__(self) -> str:
+        return (
+            f"NatsDelivery(queue={self.queue!r}, message_id={self.message_id!r}, "
+            f"stream_seq={self.source.stream_seq}, attempt={self.attempt})"
+        )
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether the lease ran out (or the transport released the message)."""
+        return self.released or time.monotonic() >= self.deadline
+
+    async def _confirm(self, command: bytes) -> None:
+        """Send an ack-protocol ``command`` and wait until the server processed it."""
+        await self._loop.transport.connection.confirm(self.reply, command)
+
+    def _log_lost(self, action: str, outcome: str) -> None:
+        logger.info(
+            "%s of message %s on %s after its lease was lost (it may be with another consumer): %s",
+            action,
+            self.message_id,
+            self.queue,
+            outcome,
+        )
+
+    async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
+        """Publish ``forward`` (deduplicated by message id, every PubAck awaited), then +ACK.
+
+        After the lease was lost the forwards are still published and the message is still
+        acknowledged: the work is done, and the copy another consumer holds needs no rerun
+        (its forwards carry the same ids and are deduplicated).
+        """
+        if not self._claim_settlement("ack"):
+            return
+        if self.released:
+            self._log_lost("ack", "the transport gave it back; it is redelivered")
+            self._loop.settled(self)
+            return
+        try:
+            await self._forward(forward)
+            lost = self.lease_lost
+            await self._confirm(b"+ACK")
+        except BaseException:
+            self._release_settlement()
+            raise
+        if lost:
+            self._log_lost("ack", "forwards published, message acknowledged")
+        self._loop.settled(self)
+
+    async def _forward(self, forward: Sequence[Outgoing]) -> None:
+        publish = self._loop.transport.publish  # looked up now: tests may replace it
+        publishes = [
+            publish(
+                out.queue,
+                out.body,
+                message_id=out.message_id,
+                headers=out.headers,
+                delay=out.delay,
+                deduplicate=True,
+            )
+            for out in forward
+        ]
+        if len(publishes) == 1:
+            await publishes[0]
+        elif publishes:
+            await asyncio.gather(*publishes)
+
+    async def nack(self, *, delay: float = 0.0) -> None:
+        """Redeliver after ``delay`` (through the delay stream when positive); counted attempts.
+
+        At ``max_deliveries`` it dead-letters instead. After the lease was lost it does nothing.
+        """
+        if not self._claim_settlement("nack"):
+            return
+        if self.lease_lost:
+            self._log_lost("nack", "nothing requeued")
+            self._loop.settled(self)
+            return
+        transport = self._loop.transport
+        try:
+            if self.attempt >= transport.max_deliveries:
+                await self._park(too_many(self.attempt, transport.max_deliveries))
+            elif delay > 0:
+                source = self.source
+                await transport.store_delayed(
+                    self.queue,
+                    self.body,
+                    message_id=self.message_id,
+                    headers=self.headers,
+                    delay=delay,
+                    attempt_base=self.attempt,
+                    dedup_id=f"nack:{source.stream}:{source.stream_seq}:{source.num_delivered}",
+                )
+                await self._confirm(b"+ACK")
+            else:
+                await self._confirm(b"-NAK")
+        except BaseException:
+            self._release_settlement()
+            raise
+        self._loop.settled(self)
+
+    async def dead_letter(self, reason: str) -> None:
+        """Publish the message to ``dead_letter_queue(queue)`` with ``reason``, then +ACK it."""
+        if not self._claim_settlement("dead_letter"):
+            return
+        if self.lease_lost:
+            self._log_lost("dead_letter", "left with its holder")
+            self._loop.settled(self)
+            return
+        try:
+            await self._park(reason)
+        except BaseException:
+            self._release_settlement()
+            raise
+        self._loop.settled(self)
+
+    async def _park(self, reason: str) -> None:
+        await park(
+            self._loop.transport,
+            self.queue,
+            self.body,
+            message_id=self.message_id,
+            headers=self.headers,
+            reason=reason,
+            attempt=self.attempt,
+            source=self.source,
+        )
+        await self._confirm(b"+ACK")
+        logger.warning("dead-lettered message %s from %s: %s", self.message_id, self.queue, reason)
+
+    async def extend(self) -> None:
+        """Renew the lease (``+WPI``, confirmed by the server); LeaseLostError once it is gone.
+
+        While NATS is unreachable it logs a warning instead; the lease may then run out.
+        """
+        if self.settled:
+            return
+        loop = self._loop
+        if self.lease_lost:
+            raise LeaseLostError(
+                f"the lease of message {self.message_id} on {self.queue} was lost: it ran out "
+                f"(visibility_timeout={loop.ack_wait}s) or the transport gave it back, and the "
+                "message may be with another consumer"
+            )
+        started = time.monotonic()
+        try:
+            reply = await loop.transport.connection.confirm(self.reply, b"+WPI")
+        except TransportConnectionError as exc:
+            logger.warning(
+                "could not extend the lease of message %s on %s: %s",
+                self.message_id,
+                self.queue,
+                exc,
+            )
+            return
+        if is_no_responders(reply):
+            self.released = True
+            raise LeaseLostError(
+                f"the lease of message {self.message_id} on {self.queue} was lost: its queue's "
+                "consumer is gone (the queue was deleted)"
+            )
+        self.deadline = started + loop.ack_wait - lease_margin(loop.ack_wait)

@@ -1,0 +1,417 @@
+"""Behaviour specific to NatsTransport: layout, headers, foreign messages, dedup, stats, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, DiscardPolicy, RetentionPolicy, StorageType
+
+from paigeant import (
+    DEAD_LETTER_QUEUE_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    ActivityContext,
+    DeadLetters,
+    HmacSigner,
+    Outgoing,
+    QueueStats,
+    Worker,
+    activity,
+    activity_queue,
+    dead_letter_queue,
+    get_transport,
+)
+from paigeant.testing import Receiver
+from paigeant_nats import NatsDelivery, NatsTransport, QueueFullError
+
+
+@pytest_asyncio.fixture
+async def raw(nats_url: str) -> AsyncIterator[Client]:
+    """A plain nats-py client on the shared server, to look at and tamper with streams."""
+
+    async def quiet(exc: Exception) -> None:
+        pass
+
+    client = await nats.connect(nats_url, error_cb=quiet)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A fresh queue name (the run's prefix keeps it apart from everything else)."""
+    return f"q-{uuid.uuid4().hex[:12]}"
+
+
+async def get(receiver: Receiver, timeout: float = 5.0) -> NatsDelivery:
+    delivery = await receiver.get(timeout)
+    assert isinstance(delivery, NatsDelivery), f"no delivery within {timeout}s"
+    return delivery
+
+
+# -- the plugin and options ------------------------------------------------------------------
+
+
+@pytest.mark.no_nats
+def test_registered_as_nats_with_url_and_prefix_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAIGEANT_NATS_URL", "nats://10.9.8.7:4333")
+    monkeypatch.setenv("PAIGEANT_NATS_PREFIX", "envprefix")
+    transport = get_transport("nats")
+    assert isinstance(transport, NatsTransport)
+    assert (transport.url, transport.names.prefix) == ("nats://10.9.8.7:4333", "envprefix")
+    explicit = NatsTransport(url="nats://127.0.0.1:5000", prefix="mine")
+    assert (explicit.url, explicit.names.prefix) == ("nats://127.0.0.1:5000", "mine")
+    monkeypatch.delenv("PAIGEANT_NATS_URL")
+    monkeypatch.delenv("PAIGEANT_NATS_PREFIX")
+    default = NatsTransport()
+    assert (default.url, default.names.prefix) == ("nats://127.0.0.1:4222", "paigeant")
+
+
+@pytest.mark.no_nats
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prefix": "a.b"}, "invalid NATS prefix"),
+        ({"url": "redis://127.0.0.1"}, "unsupported NATS URL"),
+        ({"visibility_timeout": 0}, "visibility_timeout"),
+        ({"max_deliveries": 0}, "max_deliveries"),
+        ({"duplicate_window": 0.01}, "duplicate_window"),
+        ({"replicas": 2}, "replicas"),
+        ({"connect_attempts": 0}, "connect_attempts"),
+    ],
+)
+def test_bad_options_are_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NatsTransport(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.no_nats
+def test_a_password_never_shows() -> None:
+    transport = NatsTransport(url="nats://alice:s3cret@127.0.0.1:4222")
+    assert "s3cret" not in repr(transport) and "s3cret" not in transport.safe_url
+    with pytest.raises(ValueError) as refused:
+        NatsTransport(url="http://alice:s3cret@127.0.0.1:4222")
+    assert "s3cret" not in str(refused.value)
+
+
+async def test_bad_queue_names_are_refused_naming_the_queue(transport: NatsTransport) -> None:
+    for bad in ("has space", "a..b", "wild.*", "tail.>", ""):
+        with pytest.raises(ValueError, match="invalid queue name"):
+            await transport.publish(bad, b"x", message_id="m")
+
+
+# -- layout ----------------------------------------------------------------------------------
+
+
+async def test_streams_and_consumer_are_created_as_documented(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    await transport.publish(queue, b"x", message_id="m-1")
+    manager = raw.jsm()
+    info = await manager.stream_info(transport.names.stream(queue))
+    config = info.config
+    assert config.subjects == [f"{transport.names.prefix}.q.{queue}"]
+    assert config.description == queue
+    assert config.retention == RetentionPolicy.WORK_QUEUE
+    assert config.storage == StorageType.FILE
+    assert config.discard == DiscardPolicy.NEW
+    assert (config.max_msgs, config.max_bytes) == (1_000_000, 1024**3)
+    assert config.duplicate_window == 600.0
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        consumer = await manager.consumer_info(transport.names.stream(queue), "paigeant")
+        assert consumer.config.ack_policy == AckPolicy.EXPLICIT
+        assert consumer.config.ack_wait == transport.visibility_timeout
+        assert consumer.config.max_deliver == -1
+        assert consumer.config.max_ack_pending == -1
+        assert not consumer.config.backoff and not consumer.config.filter_subject
+        await delivery.ack()
+    delayed = await manager.consumer_info(transport.names.delay_stream, "paigeant-promoter")
+    assert delayed.config.max_ack_pending == -1 and delayed.config.max_deliver == -1
+
+
+async def test_a_changed_visibility_timeout_updates_the_consumer(
+    nats_url: str, prefix: str, raw: Client, queue: str, cleanup_streams: None
+) -> None:
+    for lease in (1.0, 7.0):
+        async with NatsTransport(url=nats_url, prefix=prefix, visibility_timeout=lease) as t:
+            await t.publish(queue, b"x", message_id=f"m-{lease}")
+            async with Receiver(t, queue) as receiver:
+                await (await get(receiver)).ack()
+            info = await raw.jsm().consumer_info(t.names.stream(queue), "paigeant")
+            assert info.config.ack_wait == lease
+
+
+# -- headers and ids -------------------------------------------------------------------------
+
+
+async def test_odd_header_values_and_ids_round_trip_exactly(
+    transport: NatsTransport, queue: str
+) -> None:
+    headers = {
+        "x-spaced": "  spaced  ",
+        "x-crlf": "a\r\nb",
+        "x-unicode": "v é ✓ 日本",
+        "x-empty": "",
+        "x-json": '{"quoted": "\\"x\\""}',
+        "Key With Space": "fine",
+        "Nats-Msg-Id": "not the dedup id",
+    }
+    ids = ["plain-1", "  spaced id  ", '"quoted"', "é-unicode", "line\nbreak"]
+    for message_id in ids:
+        await transport.publish(queue, b"body", message_id=message_id, headers=headers)
+    async with Receiver(transport, queue) as receiver:
+        for message_id in ids:
+            delivery = await get(receiver)
+            assert delivery.message_id == message_id
+            assert dict(delivery.headers) == headers
+            await delivery.ack()
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+async def test_foreign_and_damaged_messages_are_dead_lettered_and_the_loop_goes_on(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    subject = transport.names.subject(queue)
+    await transport.publish(queue, b"first", message_id="ok-1")  # creates the stream
+    js = raw.jetstream()
+    await js.publish(subject, b"from another tool", headers={"origin": "cli"})
+    await js.publish(subject, b"damaged", headers={"Paigeant-Id": "d-1", "Paigeant-Headers": "{"})
+    await transport.publish(queue, b"second", message_id="ok-2")
+    async with Receiver(transport, queue) as receiver:
+        for expected in ("ok-1", "ok-2"):
+            delivery = await get(receiver)
+            assert delivery.message_id == expected
+            await delivery.ack()
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        foreign = await get(dead)
+        assert foreign.body == b"from another tool"
+        assert foreign.message_id.startswith("nats:")
+        assert "no Paigeant-Id header" in foreign.headers[DEAD_LETTER_REASON_HEADER]
+        assert foreign.headers["origin"] == "cli"
+        assert foreign.headers[DEAD_LETTER_QUEUE_HEADER] == queue
+        damaged = await get(dead)
+        assert (damaged.message_id, damaged.body) == ("d-1", b"damaged")
+        assert "damaged paigeant headers" in damaged.headers[DEAD_LETTER_REASON_HEADER]
+        await foreign.ack()
+        await damaged.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def test_a_full_queue_refuses_publishes_and_keeps_its_messages(
+    nats_url: str, prefix: str, queue: str, cleanup_streams: None
+) -> None:
+    async with NatsTransport(url=nats_url, prefix=prefix, max_queue_messages=2) as transport:
+        await transport.publish(queue, b"1", message_id="full-1")
+        await transport.publish(queue, b"2", message_id="full-2")
+        with pytest.raises(QueueFullError, match="the queue is full"):
+            await transport.publish(queue, b"3", message_id="full-3")
+        async with Receiver(transport, queue) as receiver:
+            got = [await get(receiver), await get(receiver)]
+            assert [d.message_id for d in got] == ["full-1", "full-2"]
+            for delivery in got:
+                await delivery.ack()
+
+
+# -- forwards and deduplication --------------------------------------------------------------
+
+
+async def test_forwards_are_deduplicated_by_id_plain_publishes_are_not(
+    transport: NatsTransport, queue: str
+) -> None:
+    source = f"{queue}-src"
+    await transport.publish(source, b"a", message_id="src-1")
+    await transport.publish(source, b"b", message_id="src-2")
+    async with Receiver(transport, source, prefetch=2) as receiver:
+        for delivery in (await get(receiver), await get(receiver)):
+            # Both steps forward the same hop (a zombie and the new holder): one arrives.
+            await delivery.ack(forward=[Outgoing(queue, b"hop", "hop-1")])
+    await transport.publish(queue, b"replayed", message_id="hop-1")  # a replay is kept
+    async with Receiver(transport, queue) as receiver:
+        first, second = await get(receiver), await get(receiver)
+        assert [(first.body, second.body)] == [(b"hop", b"replayed")]
+        await first.ack()
+        await second.ack()
+        assert await receiver.get(timeout=1.0) is None
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+
+async def test_stats_count_an_immediate_nack_in_flight_until_redelivered(
+    transport: NatsTransport, queue: str
+) -> None:
+    await transport.publish(queue, b"x", message_id="n-1")
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        await delivery.nack()
+        # JetStream cannot tell "nacked, awaiting redelivery" from "delivered": in flight.
+        assert (await transport.stats(queue)).in_flight == 1
+        again = await get(receiver)
+        assert again.attempt == 2
+        await again.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def test_a_day_long_delay_is_accepted_counted_and_purged_with_its_queue(
+    transport: NatsTransport, queue: str
+) -> None:
+    await transport.publish(queue, b"later", message_id="day-1", delay=86_400)
+    async with Receiver(transport, queue) as receiver:
+        assert await receiver.get(timeout=0.5) is None
+    assert await transport.stats(queue) == QueueStats(0, 0, 1, 0)
+    await transport.delete_queue(queue)
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def test_delayed_nack_copies_carry_the_attempt_and_the_headers(
+    transport: NatsTransport, queue: str
+) -> None:
+    await transport.publish(queue, b"x", message_id="dn-1", headers={"k": "v"})
+    async with Receiver(transport, queue) as receiver:
+        first = await get(receiver)
+        await first.nack(delay=0.3)
+        assert (await transport.stats(queue)).delayed == 1
+        second = await get(receiver, 5.0)
+        assert (second.message_id, second.attempt, dict(second.headers)) == ("dn-1", 2, {"k": "v"})
+        await second.nack(delay=0.1)
+        third = await get(receiver, 5.0)
+        assert third.attempt == 3
+        await third.ack()
+
+
+# -- deleting a queue under a running consumer -----------------------------------------------
+
+
+async def test_a_consumer_survives_its_queue_being_deleted_elsewhere(
+    transport: NatsTransport, nats_url: str, prefix: str, queue: str, raw: Client
+) -> None:
+    async with Receiver(transport, queue) as receiver:
+        waiting = asyncio.ensure_future(receiver.get(timeout=10))
+        await asyncio.sleep(0.3)
+        await raw.jsm().delete_stream(transport.names.stream(queue))  # another process
+        await asyncio.sleep(0.3)
+        async with NatsTransport(url=nats_url, prefix=prefix) as other:
+            await other.publish(queue, b"after", message_id="after-delete")
+        delivery = await waiting
+        assert delivery is not None and delivery.message_id == "after-delete"
+        await delivery.ack()
+
+
+async def test_pull_requests_ask_only_while_the_caller_waits(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    """A consumer holding a delivery but not asking for more gets nothing more meanwhile."""
+    await transport.publish(queue, b"1", message_id="lazy-1")
+    async with Receiver(transport, queue) as lazy:
+        held = await get(lazy)
+        await transport.publish(queue, b"2", message_id="lazy-2")
+        info = await raw.jsm().consumer_info(transport.names.stream(queue), "paigeant")
+        assert (info.num_pending, info.num_ack_pending, info.num_waiting) == (1, 1, 0)
+        await held.ack()
+        assert (await get(lazy)).message_id == "lazy-2"
+
+
+async def test_pub_ack_replies_are_read_without_json_for_the_common_case(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    """A duplicate PubAck is recognised whatever its spacing (the server writes a space)."""
+    await transport.publish(queue, b"x", message_id="dup-1", deduplicate=True)
+    reply = await raw.request(
+        transport.names.subject(queue), b"x", headers={"Nats-Msg-Id": "dup-1"}
+    )
+    assert json.loads(reply.data)["duplicate"] is True
+    await transport.publish(queue, b"x", message_id="dup-1", deduplicate=True)  # no error
+    assert (await transport.stats(queue)).ready == 1
+
+
+@pytest.mark.no_nats
+def test_paigeant_plugins_lists_the_nats_transport() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "paigeant", "plugins"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "paigeant-nats" in line)
+    assert "nats" in line.replace("paigeant-nats", "") and "0.1.0" in line
+
+
+async def test_a_worker_dead_letters_oversized_unsigned_and_foreign_messages(
+    transport: NatsTransport, raw: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad input reaching a worker through NATS is dead-lettered with a reason; it goes on."""
+    monkeypatch.setenv("PAIGEANT_MAX_MESSAGE_BYTES", "2000")
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+
+    @activity(name)
+    async def never(ctx: ActivityContext) -> None:
+        raise AssertionError("bad input reached user code")
+
+    worker = Worker(
+        transport, [never], signer=HmacSigner("k" * 32, key_id="t"), handle_signals=False
+    )
+    running = asyncio.ensure_future(worker.run())
+    queue = activity_queue(name)
+    try:
+        await transport.publish(queue, b"{" + b"x" * 5000 + b"}", message_id="too-big")
+        await transport.publish(queue, b'{"not": "signed"}', message_id="unsigned")
+        await raw.jetstream().publish(transport.names.subject(queue), b'{"not": "paigeant"}')
+        async with Receiver(transport, dead_letter_queue(queue)) as dead:
+            reasons = {}
+            for _ in range(3):
+                parked = await get(dead, 10)
+                reasons[parked.message_id] = parked.headers[DEAD_LETTER_REASON_HEADER]
+                await parked.ack()
+        assert "message too large" in reasons.pop("too-big")
+        assert "invalid signature" in reasons.pop("unsigned")
+        ((foreign_id, foreign_reason),) = reasons.items()
+        assert foreign_id.startswith("nats:") and "no Paigeant-Id header" in foreign_reason
+    finally:
+        worker.stop()
+        await running
+
+
+async def test_dead_letter_tools_list_without_loss_and_redrive_on_nats(
+    transport: NatsTransport, queue: str
+) -> None:
+    ids = await _publish_and_dead_letter(transport, queue, 2)
+    tools = DeadLetters(transport, queue)
+    for _ in range(2):  # reading puts every dead letter back
+        listed = await tools.list()
+        assert sorted(letter.id for letter in listed) == ids
+        assert (await transport.stats(queue)).dead == 2
+    redriven = await tools.redrive()
+    assert sorted(letter.id for letter in redriven) == ids
+    async with Receiver(transport, queue) as receiver:
+        again = [await get(receiver), await get(receiver)]
+        assert sorted(d.body for d in again) == [b"dl-0", b"dl-1"]
+        assert [d.attempt for d in again] == [1, 1]
+        for delivery in again:
+            assert DEAD_LETTER_REASON_HEADER not in delivery.headers
+            await delivery.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def _publish_and_dead_letter(transport: NatsTransport, queue: str, n: int) -> list[str]:
+    ids = [f"dl-{i}" for i in range(n)]
+    for i, message_id in enumerate(ids):
+        await transport.publish(queue, f"dl-{i}".encode(), message_id=message_id)
+    async with Receiver(transport, queue, prefetch=n) as receiver:
+        for _ in ids:
+            await (await get(receiver)).dead_letter("for the tools")
+    return ids
