@@ -13,6 +13,7 @@ import pytest
 
 REDIS_URL = os.environ.get("PAIGEANT_REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 NATS_URL = os.environ.get("PAIGEANT_NATS_TEST_URL", "nats://127.0.0.1:4222")
+RABBITMQ_URL = os.environ.get("PAIGEANT_RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 @pytest.fixture(autouse=True)
@@ -129,3 +130,56 @@ async def _nats_streams(prefix: str, *, delete: bool) -> None:
                     await manager.delete_stream(info.config.name)
     finally:
         await client.close()
+
+
+@pytest.fixture
+def rabbitmq_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Environment for a RabbitMQ-backed run in a namespace of its own, with a signing key.
+
+    Afterwards the namespace's queues are deleted (listed with ``rabbitmqctl list_queues``,
+    which only reads; the shared node is never reconfigured).
+    """
+    pytest.importorskip("aio_pika")
+    try:
+        _in_thread(_rabbitmq_queues(None))
+    except Exception as exc:
+        reason = f"RabbitMQ at 127.0.0.1:5672 is unavailable ({exc!r})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI needs it")
+        pytest.skip(reason)
+    namespace = f"pg-e2e-{uuid.uuid4().hex[:8]}"
+    env = {
+        "PAIGEANT_TRANSPORT": "rabbitmq",
+        "PAIGEANT_RABBITMQ_URL": RABBITMQ_URL,
+        "PAIGEANT_NAMESPACE": namespace,
+        "PAIGEANT_SIGNING_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield env
+    _in_thread(_rabbitmq_queues(namespace + "."))
+
+
+async def _rabbitmq_queues(prefix: str | None) -> None:
+    """Check RabbitMQ answers; with ``prefix``, delete the queues whose names start with it."""
+    import aio_pika
+
+    connection = await aio_pika.connect(RABBITMQ_URL, timeout=3)
+    try:
+        if prefix is None:
+            return
+        listed = await asyncio.create_subprocess_exec(
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "name",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        output, _ = await listed.communicate()
+        channel = await connection.channel()
+        for name in output.decode().split():
+            if name.startswith(prefix):
+                await channel.queue_delete(name)
+    finally:
+        await connection.close()

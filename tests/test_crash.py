@@ -23,7 +23,7 @@ from paigeant import ActivitySpec, WorkflowDispatcher, get_transport
 WORKLOADS = Path(__file__).parent / "workloads"
 WORKFLOWS = 200
 STEPS = 4
-BROKERS = ["redis", "nats"]
+BROKERS = ["redis", "nats", "rabbitmq"]
 
 
 def _start_worker(env: dict[str, str], log: Path, transport: str) -> subprocess.Popen[bytes]:

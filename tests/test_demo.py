@@ -129,3 +129,10 @@ def test_demo_runs_a_worker_process_per_agent_on_nats(nats_env: dict[str, str]) 
     assert done.returncode == 0, done.stdout + done.stderr
     check_output(done.stdout)
     assert "NatsTransport (a worker process per agent)" in done.stdout
+
+
+def test_demo_runs_a_worker_process_per_agent_on_rabbitmq(rabbitmq_env: dict[str, str]) -> None:
+    done = demo("--transport", "rabbitmq", env=fresh_env(**rabbitmq_env))
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_output(done.stdout)
+    assert "RabbitMQTransport (a worker process per agent)" in done.stdout

@@ -1,0 +1,15 @@
+"""Errors of the RabbitMQ transport beyond paigeant's own."""
+
+from __future__ import annotations
+
+from paigeant import PaigeantError
+
+__all__ = ["PublishRefusedError", "UnroutableError"]
+
+
+class PublishRefusedError(PaigeantError):
+    """The broker refused a publish (a negative publisher confirm): nothing was queued."""
+
+
+class UnroutableError(PaigeantError):
+    """The broker returned a publish: no queue (or binding) took it, so nothing was queued."""

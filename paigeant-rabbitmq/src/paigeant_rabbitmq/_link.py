@@ -1,0 +1,201 @@
+"""The transport's one AMQP connection: a bounded first connect, reconnects on demand after.
+
+aio-pika's robust connection restores consumers only partly and leaves acks on channels of the
+old connection raising, so the transport does not use it. ``Link`` holds a plain connection;
+whoever finds it broken (a publish, a consume loop) asks for ``connection()`` again, which
+reconnects (once, for every waiter) with a backoff. Everything that fails says which host it
+tried and never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError, ProbableAuthenticationError
+
+from paigeant import TransportConnectionError
+
+__all__ = ["CONNECTION_ERRORS", "Link", "LinkClosedError", "redact"]
+
+logger = logging.getLogger(__name__)
+
+#: What a broken or unreachable connection raises from aio-pika and aiormq.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPError, OSError, RuntimeError)
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
+#: Pauses between reconnect attempts: doubling from the first to the last.
+_FIRST_BACKOFF, _LAST_BACKOFF = 0.1, 2.0
+
+
+class _QuietConnectFailures(logging.Filter):
+    """Drops aiormq's error log of each refused connection attempt: Link reports them once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error when creating transport")
+
+
+logging.getLogger("aiormq.connection").addFilter(_QuietConnectFailures())
+
+
+class LinkClosedError(TransportConnectionError):
+    """The transport disconnected: no connection will be made again."""
+
+
+def redact(url: str) -> str:
+    """``url`` without user name or password, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname or '?'}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+
+
+class Link:
+    """One AMQP connection to ``url``, opened again whenever someone finds it broken."""
+
+    def __init__(self, url: str, *, connect_timeout: float, connect_attempts: int) -> None:
+        """Prepare a connection to ``url``; nothing connects before ``open()``."""
+        self.url = url
+        self.safe_url = redact(url)
+        self.host = _host(url)
+        self.connect_timeout = connect_timeout
+        self.connect_attempts = connect_attempts
+        #: Bumped on every new connection; channels and delivery tags of older ones are gone.
+        self.generation = 0
+        self._connection: AbstractConnection | None = None
+        self._closed = True
+        self._lock = asyncio.Lock()
+        self._outage_logged = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether the link was closed (or never opened)."""
+        return self._closed
+
+    def _describe(self, exc: BaseException) -> str:
+        password = urlsplit(self.url).password
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if password:
+            text = text.replace(password, "***")
+        if isinstance(exc, ProbableAuthenticationError) or "ACCESS_REFUSED" in text:
+            text += " (check the user name, password and virtual host in the URL)"
+        return text
+
+    async def _connect_once(self, timeout: float) -> AbstractConnection:
+        try:
+            return await asyncio.wait_for(aio_pika.connect(self.url, timeout=timeout), timeout)
+        except asyncio.CancelledError:
+            raise
+        except _CONNECT_ERRORS as exc:
+            raise TransportConnectionError(
+                f"cannot connect to RabbitMQ at {self.host} ({self.safe_url}): "
+                f"{self._describe(exc)}"
+            ) from exc
+
+    async def open(self) -> None:
+        """Connect, trying ``connect_attempts`` times; TransportConnectionError if all fail."""
+        if not self._closed and self._connection is not None:
+            return
+        self._closed = False
+        error: TransportConnectionError | None = None
+        for attempt in range(self.connect_attempts):
+            if attempt:
+                await asyncio.sleep(min(_FIRST_BACKOFF * 2**attempt, _LAST_BACKOFF))
+            try:
+                self._install(await self._connect_once(self.connect_timeout))
+                return
+            except TransportConnectionError as exc:
+                error = exc
+        self._closed = True
+        assert error is not None
+        raise error
+
+    def _install(self, connection: AbstractConnection) -> None:
+        self._connection = connection
+        self.generation += 1
+        connection.close_callbacks.add(lambda *_: self._lost(connection))
+        if self._outage_logged:
+            logger.warning("reconnected to RabbitMQ at %s", self.host)
+            self._outage_logged = False
+
+    def _lost(self, connection: AbstractConnection) -> None:
+        if connection is self._connection:
+            self._connection = None
+
+    def current(self) -> AbstractConnection | None:
+        """The open connection, or None while there is none."""
+        connection = self._connection
+        if connection is None or connection.is_closed or not connection.connected.is_set():
+            return None
+        return connection
+
+    async def connection(self, deadline: float | None = None) -> AbstractConnection:
+        """The open connection, reconnecting until ``deadline`` (monotonic; None: forever).
+
+        Raises TransportConnectionError when the deadline passes, LinkClosedError once the
+        transport disconnected.
+        """
+        connection = self.current()
+        if connection is not None:
+            return connection
+        async with self._lock:
+            backoff = _FIRST_BACKOFF
+            while True:
+                if self._closed:
+                    raise LinkClosedError(f"the transport to {self.host} is disconnected")
+                connection = self.current()
+                if connection is not None:
+                    return connection
+                timeout = self.connect_timeout
+                if deadline is not None:
+                    timeout = min(timeout, deadline - time.monotonic())
+                    if timeout <= 0:
+                        raise TransportConnectionError(
+                            f"RabbitMQ at {self.host} is unreachable (still reconnecting)"
+                        )
+                try:
+                    connection = await self._connect_once(timeout)
+                except TransportConnectionError as exc:
+                    if not self._outage_logged:
+                        logger.warning("RabbitMQ connection lost; reconnecting: %s", exc)
+                        self._outage_logged = True
+                    if deadline is not None and time.monotonic() + backoff >= deadline:
+                        raise
+                else:
+                    self._install(connection)
+                    return connection
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _LAST_BACKOFF)
+
+    def broken(self, connection: AbstractConnection | None) -> None:
+        """Note that ``connection`` failed; the next ``connection()`` call opens another."""
+        if connection is not None and connection is self._connection:
+            self._connection = None
+            asyncio.get_running_loop().create_task(_close_quietly(connection))
+
+    async def close(self) -> None:
+        """Close the connection; idempotent. No connection is made after this."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await _close_quietly(connection)
+
+
+async def _close_quietly(connection: AbstractConnection) -> None:
+    try:
+        await asyncio.wait_for(connection.close(), 5)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # already broken: nothing to do
+        logger.debug("closing a RabbitMQ connection: %r", exc)

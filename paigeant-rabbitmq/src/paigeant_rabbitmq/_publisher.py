@@ -1,0 +1,102 @@
+"""Publishing with publisher confirms: back once the broker took the message, bounded in time.
+
+One confirm channel per connection; concurrent publishes share it (aiormq pipelines them and
+matches the confirms). A connection that breaks mid-publish is reopened and the publish sent
+again until ``timeout`` has passed, then TransportConnectionError: the message may then have
+arrived once (at-least-once), it is never reported published when it was not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiormq.exceptions import ChannelNotFoundEntity, PublishError
+from pamqp.commands import Basic
+
+from paigeant import TransportConnectionError
+
+from ._channels import KeptChannel
+from ._errors import PublishRefusedError, UnroutableError
+from ._link import CONNECTION_ERRORS, Link
+
+__all__ = ["Publisher"]
+
+_RETRY_PAUSE = 0.05
+
+
+class Publisher:
+    """Confirmed, mandatory publishes on ``link``, each given up after ``timeout`` seconds."""
+
+    def __init__(self, link: Link, *, timeout: float) -> None:
+        """Publish on ``link``; ``timeout`` bounds each publish, reconnects included."""
+        self._link = link
+        self.timeout = timeout
+        self._channel = KeptChannel(link, confirms=True)
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Basic.Properties,
+        *,
+        target: str,
+    ) -> None:
+        """Publish and wait for the broker's confirm; ``target`` names the queue in errors.
+
+        Raises UnroutableError when nothing took the message (no queue or binding),
+        PublishRefusedError on a negative confirm, and TransportConnectionError when the broker
+        stays unreachable for ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                channel = await self._channel.get(deadline)
+                left = deadline - time.monotonic()
+                confirm = await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                    timeout=max(left, 0.001),
+                )
+            except PublishError as exc:
+                raise UnroutableError(
+                    f"RabbitMQ returned message {properties.message_id!r} sent to {target!r}: "
+                    f"{getattr(exc.frame, 'reply_text', exc)}"
+                ) from exc
+            except ChannelNotFoundEntity as exc:  # the exchange is gone
+                self._channel.broken()
+                raise UnroutableError(f"exchange {exchange!r} does not exist: {exc}") from exc
+            except TimeoutError as exc:
+                self._channel.broken()
+                self._link.broken(self._link.current())  # no confirm for this long: suspect it
+                raise TransportConnectionError(
+                    f"RabbitMQ at {self._link.host} did not confirm message "
+                    f"{properties.message_id!r} within {self.timeout}s"
+                ) from exc
+            except asyncio.CancelledError:
+                raise
+            except CONNECTION_ERRORS as exc:  # TransportConnectionError from get() included
+                self._channel.broken()
+                if time.monotonic() + _RETRY_PAUSE >= deadline:
+                    if isinstance(exc, TransportConnectionError):
+                        raise
+                    raise TransportConnectionError(
+                        f"cannot publish to RabbitMQ at {self._link.host}: {exc!r}"
+                    ) from exc
+                await asyncio.sleep(_RETRY_PAUSE)
+                continue
+            if isinstance(confirm, Basic.Nack):
+                raise PublishRefusedError(
+                    f"RabbitMQ refused message {properties.message_id!r} (negative confirm): "
+                    "a full queue with overflow=reject-publish, or a quorum queue without a "
+                    "majority"
+                )
+            return
+
+    async def close(self) -> None:
+        """Close the confirm channel."""
+        await self._channel.close()

@@ -1,0 +1,303 @@
+"""One consumer on one channel: messages waiting to be taken, deliveries held, their leases.
+
+A ``consume()`` loop runs one session at a time and opens a new one when the channel or the
+connection breaks. Delivery tags belong to the channel: once it is gone its deliveries have
+lost their leases (the broker requeued them), and a session never settles a tag twice.
+
+RabbitMQ pushes up to ``prefetch`` unacknowledged messages to a consumer; paigeant's contract
+is pull-shaped (at most ``prefetch`` unsettled, leases that run out). So a message pushed but
+not yet taken by the loop's caller waits in ``waiting`` under a lease of its own, and a
+delivery whose lease ran out while its holder still works on it (a "zombie") keeps its slot:
+the channel's prefetch is lowered by the zombies, and the consumer paused while they fill it,
+so the message given back goes to another consumer rather than to the one that is stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.abc import DeliveredMessage
+
+from ._link import CONNECTION_ERRORS
+from .delivery import RabbitMQDelivery
+
+if TYPE_CHECKING:
+    from .transport import RabbitMQTransport
+
+__all__ = ["Session"]
+
+logger = logging.getLogger(__name__)
+
+_TIMEOUT_OR_CONNECTION: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
+
+
+class Session:
+    """A channel consuming ``queue`` with ``prefetch``; leases deliveries until settled."""
+
+    def __init__(
+        self,
+        transport: RabbitMQTransport,
+        queue: str,
+        *,
+        prefetch: int,
+        wake: Callable[[], None],
+    ) -> None:
+        """Prepare to consume ``queue``; ``wake()`` is called when a message or the end comes."""
+        self.transport = transport
+        self.queue = queue
+        self.visibility_timeout = transport.visibility_timeout
+        self.prefetch = prefetch
+        #: Messages pushed by the broker, not taken yet: tag -> (message, lease deadline).
+        self.waiting: OrderedDict[int, tuple[DeliveredMessage, float]] = OrderedDict()
+        #: Deliveries handed out and not settled yet, by delivery tag.
+        self.held: dict[int, RabbitMQDelivery] = {}
+        #: True from a successful ``start()`` until the channel closes.
+        self.open = False
+        #: True once the loop stopped taking messages (the consumer is cancelled).
+        self.retired = False
+        self._wake = wake
+        self._zombies: set[RabbitMQDelivery] = set()
+        self._channel: AbstractChannel | None = None
+        self._raw: RawChannel | None = None
+        self._consumer_tag: str | None = None
+        self._credit = prefetch  # the channel's prefetch as last set (0: consumer paused)
+        self._flow = asyncio.Lock()
+        self._reaper: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def _interval(self) -> float:
+        return max(min(self.visibility_timeout / 4, 1.0), 0.02)
+
+    async def start(self, connection: AbstractConnection) -> None:
+        """Open a channel on ``connection`` and start consuming."""
+        channel = await connection.channel(publisher_confirms=False)
+        self._channel = channel
+        try:
+            await channel.set_qos(prefetch_count=self.prefetch)
+            raw = self._raw = await channel.get_underlay_channel()
+            raw.on_consumer_cancel_callbacks.add(self._on_cancelled)
+            channel.close_callbacks.add(self._on_closed)
+            self.open = True
+            consumed = await raw.basic_consume(self.queue, self._on_message, no_ack=False)
+        except BaseException:
+            await self.close()
+            raise
+        self._consumer_tag = consumed.consumer_tag
+        self._reaper = self._loop.call_later(self._interval, self._reap)
+
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        tag = message.delivery_tag
+        if tag is None:
+            return
+        if self.retired:
+            await self._reject(tag)
+            return
+        self.waiting[tag] = (message, time.monotonic() + self.visibility_timeout)
+        self._wake()
+
+    def _on_closed(self, *_: Any) -> None:
+        if not self.open:
+            return
+        self.open = False
+        if self._reaper is not None:
+            self._reaper.cancel()
+        if self.held and not self.transport.closing:
+            logger.info(
+                "channel consuming %s closed with %d unsettled deliveries; the broker "
+                "redelivers them",
+                self.queue,
+                len(self.held),
+            )
+        self.held.clear()
+        self.waiting.clear()
+        self._zombies.clear()
+        self._wake()
+
+    def _on_cancelled(self, *_: Any) -> None:
+        logger.warning("RabbitMQ cancelled the consumer of %s (queue deleted?)", self.queue)
+        self.transport.topology.forget(self.queue)
+        self._loop.create_task(self.close())
+
+    def take(self) -> DeliveredMessage | None:
+        """The oldest waiting message, or None."""
+        if not self.waiting:
+            return None
+        _, (message, _) = self.waiting.popitem(last=False)
+        return message
+
+    def accept(self, delivery: RabbitMQDelivery) -> None:
+        """Hold ``delivery`` until it is settled or its lease runs out."""
+        self.held[delivery.tag] = delivery
+
+    def settled(self, delivery: RabbitMQDelivery) -> None:
+        """``delivery`` is settled: stop holding it; a zombie frees its slot."""
+        self.held.pop(delivery.tag, None)
+        if delivery in self._zombies:
+            self._zombies.discard(delivery)
+            self._adjust_flow()
+        self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        if self.retired and self.open and not self.held:
+            self._loop.create_task(self.close())
+
+    async def ack(self, delivery: RabbitMQDelivery) -> None:
+        """Acknowledge ``delivery`` unless its lease was lost."""
+        await self._settle(delivery, requeue=None)
+
+    async def requeue(self, delivery: RabbitMQDelivery) -> None:
+        """Give ``delivery`` back for redelivery now (the broker counts it)."""
+        await self._settle(delivery, requeue=True)
+
+    async def _settle(self, delivery: RabbitMQDelivery, *, requeue: bool | None) -> None:
+        raw = self._raw
+        if delivery.lease_lost or raw is None:
+            return
+        try:
+            if requeue is None:
+                await raw.basic_ack(delivery.tag)
+            else:
+                await raw.basic_reject(delivery.tag, requeue=requeue)
+        except CONNECTION_ERRORS as exc:
+            logger.info(
+                "could not settle message %s on %s (the channel closed: %r); the broker "
+                "redelivers it",
+                delivery.message_id,
+                self.queue,
+                exc,
+            )
+
+    async def _reject(self, tag: int) -> None:
+        raw = self._raw
+        if not self.open or raw is None:
+            return
+        with contextlib.suppress(*CONNECTION_ERRORS):  # gone with the channel: requeued anyway
+            await raw.basic_reject(tag, requeue=True)
+
+    def give_back(self) -> None:
+        """Return every waiting message to the broker (the loop closes)."""
+        for tag, (message, _) in list(self.waiting.items()):
+            del self.waiting[tag]
+            self._loop.create_task(self._return_unseen(tag, message))
+
+    async def _return_unseen(self, tag: int, message: DeliveredMessage) -> None:
+        """Give back a message nobody took, without counting it as a delivery.
+
+        A requeue would raise its broker-kept delivery count; a copy published with the
+        deliveries it really had (then the original acknowledged) keeps ``attempt`` true.
+        If that fails the message is requeued, counted.
+        """
+        raw = self._raw
+        if not self.open or raw is None or self.transport.closing:
+            return  # the broker gets it back with the channel
+        try:
+            await self.transport.publish_unseen(self.queue, message)
+            await raw.basic_ack(tag)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.info(
+                "could not give back message on %s unseen (%r); requeueing it", self.queue, exc
+            )
+            await self._reject(tag)
+
+    def _reap(self) -> None:
+        self._reaper = self._loop.call_later(self._interval, self._reap)
+        now = time.monotonic()
+        for tag, (_, deadline) in list(self.waiting.items()):
+            if now >= deadline:  # pushed but not taken in time: another consumer may
+                message, _ = self.waiting.pop(tag)
+                self._loop.create_task(self._return_unseen(tag, message))
+        expired: list[int] = []
+        for tag, delivery in list(self.held.items()):
+            if delivery.settled or now < delivery.deadline:
+                continue
+            delivery.returned = True
+            del self.held[tag]
+            self._zombies.add(delivery)
+            expired.append(tag)
+            logger.info(
+                "lease of message %s on %s ran out (visibility_timeout=%ss); giving it back",
+                delivery.message_id,
+                self.queue,
+                self.visibility_timeout,
+            )
+        if expired:
+            self._loop.create_task(self._give_back_expired(expired))
+        self._close_if_done()
+
+    async def _give_back_expired(self, tags: list[int]) -> None:
+        """Lower the channel's prefetch by the new zombies first, then requeue their messages."""
+        await self._set_credit()
+        for tag in tags:
+            await self._reject(tag)
+
+    def _adjust_flow(self) -> None:
+        if self.open and not self.retired:
+            self._loop.create_task(self._set_credit())
+
+    async def _set_credit(self) -> None:
+        """Set the channel's prefetch to ``prefetch`` less the zombies; pause at zero."""
+        async with self._flow:
+            raw, channel = self._raw, self._channel
+            if not self.open or self.retired or raw is None or channel is None:
+                return
+            credit = max(self.prefetch - len(self._zombies), 0)
+            if credit == self._credit:
+                return
+            try:
+                if credit == 0:
+                    if self._consumer_tag is not None:
+                        await raw.basic_cancel(self._consumer_tag)
+                        self._consumer_tag = None
+                else:
+                    await channel.set_qos(prefetch_count=credit)
+                    if self._consumer_tag is None:
+                        consumed = await raw.basic_consume(
+                            self.queue, self._on_message, no_ack=False
+                        )
+                        self._consumer_tag = consumed.consumer_tag
+            except CONNECTION_ERRORS as exc:
+                logger.info("could not change the flow of %s: %r", self.queue, exc)
+                return
+            self._credit = credit
+
+    async def retire(self) -> None:
+        """Stop consuming; the channel stays open until every held delivery is settled."""
+        self.retired = True
+        self.give_back()
+        raw, tag = self._raw, self._consumer_tag
+        if self.open and raw is not None and tag is not None:
+            try:
+                await asyncio.wait_for(raw.basic_cancel(tag), 5)
+            except asyncio.CancelledError:
+                raise
+            except _TIMEOUT_OR_CONNECTION:
+                pass
+        self.give_back()  # pushed before the cancel took effect
+        if not self.held:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the channel: the broker requeues whatever it still holds for it."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            try:
+                await asyncio.wait_for(channel.close(), 5)
+            except asyncio.CancelledError:
+                raise
+            except _TIMEOUT_OR_CONNECTION:
+                pass
+        self._raw = None
+        self._on_closed()

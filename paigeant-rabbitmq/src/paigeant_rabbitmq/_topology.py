@@ -1,0 +1,180 @@
+"""Declaring, inspecting and deleting the queues, exchanges and bindings of ``_names``.
+
+Declarations are idempotent on the broker and remembered here, so each is made once per
+transport (again after ``forget``, when a publish found a queue gone). A queue that already
+exists with other arguments (another ``max_deliveries``, a classic queue made by hand) makes the
+broker close the channel with PRECONDITION_FAILED; the queue is then used as it is, with a
+warning, since re-creating it would delete its messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiormq.abc import AbstractChannel as RawChannel
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+
+from paigeant import dead_letter_queue
+
+from ._channels import KeptChannel
+from ._link import Link
+from ._names import (
+    DELAY_LEVELS,
+    DELIVER_EXCHANGE,
+    dead_letter_queue_arguments,
+    delay_exchange,
+    delay_queue,
+    delay_queue_arguments,
+    deliver_binding,
+    level_binding,
+    pass_binding,
+    work_queue_arguments,
+)
+
+__all__ = ["Topology"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class Topology:
+    """What the transport declared on the broker, and the means to declare, count and delete."""
+
+    def __init__(self, link: Link, *, delivery_limit: int) -> None:
+        """Declare on ``link``; work queues get ``x-delivery-limit = delivery_limit``."""
+        self._link = link
+        self.delivery_limit = delivery_limit
+        self._channel = KeptChannel(link, confirms=False)
+        #: What was declared (or is being declared), by what it is: ("queue", name), ...
+        self._declared: dict[tuple[Any, ...], asyncio.Future[None]] = {}
+        self._mismatch_warned: set[str] = set()
+
+    async def _run(self, operation: Callable[[RawChannel], Awaitable[_T]]) -> _T:
+        channel = await self._channel.get()
+        try:
+            return await operation(channel)
+        except BaseException:
+            self._channel.broken()
+            raise
+
+    async def _once(self, key: tuple[Any, ...], make: Callable[[], Awaitable[None]]) -> None:
+        """Run ``make()`` once for ``key`` (again after it failed), in a task of its own.
+
+        The task is shared by everyone who needs it and shielded from their cancellation: a
+        consumer cancelled while its queue is declared must not cancel the others' wait.
+        """
+        task = self._declared.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            self._declared[key] = task
+
+            def forget_failure(done: asyncio.Future[None]) -> None:
+                if (done.cancelled() or done.exception()) and self._declared.get(key) is done:
+                    del self._declared[key]
+
+            task.add_done_callback(forget_failure)
+        await asyncio.shield(task)
+
+    async def _declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        try:
+            await self._run(
+                lambda channel: channel.queue_declare(name, durable=True, arguments=arguments)
+            )
+        except ChannelPreconditionFailed as exc:
+            await self._run(lambda channel: channel.queue_declare(name, passive=True))
+            if name not in self._mismatch_warned:
+                self._mismatch_warned.add(name)
+                logger.warning(
+                    "queue %s already exists with other arguments than %s (%s); using it as it "
+                    "is. Delete it (losing its messages) to have it declared again",
+                    name,
+                    arguments,
+                    exc.args[0] if exc.args else exc,
+                )
+
+    async def ensure_queue(self, queue: str) -> None:
+        """Declare ``queue`` (quorum) and, before it, its dead-letter queue; once."""
+
+        async def declare() -> None:
+            await self._declare_queue(dead_letter_queue(queue), dead_letter_queue_arguments())
+            await self._declare_queue(queue, work_queue_arguments(queue, self.delivery_limit))
+
+        await self._once(("queue", queue), declare)
+
+    async def ensure_dead_letter_queue(self, queue: str) -> None:
+        """Declare the dead-letter queue ``dead_letter_queue(queue)`` alone; once."""
+        name = dead_letter_queue(queue)
+        await self._once(
+            ("queue", name),
+            lambda: self._declare_queue(name, dead_letter_queue_arguments()),
+        )
+
+    async def _declare_ladder(self) -> None:
+        async def declare(channel: RawChannel) -> None:
+            await channel.exchange_declare(DELIVER_EXCHANGE, exchange_type="topic", durable=True)
+            for level in range(DELAY_LEVELS):
+                await channel.exchange_declare(
+                    delay_exchange(level), exchange_type="topic", durable=True
+                )
+                below = delay_exchange(level - 1) if level else DELIVER_EXCHANGE
+                await channel.exchange_bind(
+                    destination=below, source=delay_exchange(level), routing_key=pass_binding(level)
+                )
+
+        await self._run(declare)
+
+    async def ensure_delays(self, queue: str, levels: list[int]) -> None:
+        """Declare the delay exchanges (once) and ``queue``'s delay queues of ``levels``."""
+        await self._once(("ladder",), self._declare_ladder)
+        await self._once(("deliver", queue), lambda: self._bind_deliver(queue))
+        for level in levels:
+            await self._once(
+                ("delay", queue, level), functools.partial(self._declare_delay, queue, level)
+            )
+
+    async def _bind_deliver(self, queue: str) -> None:
+        await self._run(
+            lambda channel: channel.queue_bind(
+                queue, DELIVER_EXCHANGE, routing_key=deliver_binding(queue)
+            )
+        )
+
+    async def _declare_delay(self, queue: str, level: int) -> None:
+        name = delay_queue(queue, level)
+        await self._declare_queue(name, delay_queue_arguments(level))
+        await self._run(
+            lambda channel: channel.queue_bind(
+                name, delay_exchange(level), routing_key=level_binding(queue, level)
+            )
+        )
+
+    def forget(self, queue: str) -> None:
+        """Declare ``queue`` (and its delay bindings) again next time: it was found missing."""
+        for key in [key for key in self._declared if key[1:2] == (queue,)]:
+            del self._declared[key]
+
+    async def depth(self, name: str) -> int:
+        """Ready messages in queue ``name`` (a passive declare); 0 when it does not exist."""
+        try:
+            declared = await self._run(lambda channel: channel.queue_declare(name, passive=True))
+        except ChannelNotFoundEntity:
+            return 0
+        return int(declared.message_count or 0)
+
+    async def delete(self, queue: str) -> None:
+        """Delete ``queue`` and its delay queues (not its dead letters); missing ones are fine."""
+        self.forget(queue)
+        for name in [queue, *(delay_queue(queue, level) for level in range(DELAY_LEVELS))]:
+            await self._delete_one(name)
+
+    async def _delete_one(self, name: str) -> None:
+        await self._run(lambda channel: channel.queue_delete(name))
+
+    async def close(self) -> None:
+        """Close the declaring channel."""
+        await self._channel.close()

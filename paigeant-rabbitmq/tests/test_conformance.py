@@ -1,0 +1,71 @@
+"""RabbitMQTransport passes paigeant's transport conformance suite against real RabbitMQ nodes.
+
+The suite runs on the shared node (port 5672); its restart tests run against a private node
+that ``restart_broker`` stops and starts again, once gracefully (``rabbitmqctl stop``) and once
+with SIGKILL. The shared node is never restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from paigeant.testing import TransportConformance
+from paigeant_rabbitmq import RabbitMQTransport
+
+
+class TestRabbitMQConformance(TransportConformance):
+    """Every rule of the Transport contract, on the shared RabbitMQ node."""
+
+    visibility_timeout = 1.0
+    redelivery_grace = 3.0
+    publish_failure_bound = 10.0  # publish_timeout (5 s by default) plus slack
+
+    @pytest.fixture(autouse=True)
+    def _rabbitmq_settings(self, rabbitmq_url: str) -> None:
+        self.url = rabbitmq_url
+
+    def make_transport(self) -> RabbitMQTransport:
+        return RabbitMQTransport(url=self.url)
+
+
+class TestRabbitMQRestarts(TransportConformance):
+    """The suite's restart tests on a private node it stops and starts (rabbitmqctl stop)."""
+
+    visibility_timeout = 1.0
+    redelivery_grace = 3.0
+    publish_failure_bound = 10.0
+    kill = False
+
+    @pytest.fixture(autouse=True)
+    def _rabbitmq_settings(self, private_rabbitmq: Any) -> None:
+        self.node = private_rabbitmq
+
+    def make_transport(self) -> RabbitMQTransport:
+        return RabbitMQTransport(url=self.node.url)
+
+    async def restart_broker(self) -> None:
+        """Stop the private node (gracefully, or SIGKILL), keep it down 0.5 s, start it."""
+        await asyncio.to_thread(self.node.restart, down_for=0.5, kill=self.kill)
+
+
+class TestRabbitMQKillRestarts(TestRabbitMQRestarts):
+    """The same restart tests, the node killed with SIGKILL each time."""
+
+    kill = True
+
+
+#: The suite's restart tests: they run on the private node only (never restart the shared one).
+_RESTART_TESTS = {
+    "test_messages_survive_a_broker_restart",
+    "test_publish_during_a_broker_restart_succeeds_or_raises",
+}
+for _name in dir(TransportConformance):
+    if not _name.startswith("test_"):
+        continue
+    if _name in _RESTART_TESTS:
+        setattr(TestRabbitMQConformance, _name, None)  # run by TestRabbitMQRestarts instead
+    else:
+        setattr(TestRabbitMQRestarts, _name, None)  # already run on the shared node

@@ -1,0 +1,330 @@
+"""Behaviour specific to RabbitMQTransport: topology, headers, foreign messages, limits, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+import pytest_asyncio
+from aio_pika.abc import AbstractChannel
+from pamqp.commands import Basic
+
+from paigeant import (
+    DEAD_LETTER_QUEUE_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    ActivityContext,
+    DeadLetters,
+    HmacSigner,
+    QueueStats,
+    TransportConnectionError,
+    Worker,
+    activity,
+    activity_queue,
+    dead_letter_queue,
+    get_transport,
+)
+from paigeant.testing import Receiver
+from paigeant_rabbitmq import MAX_DELAY, RabbitMQDelivery, RabbitMQTransport
+from paigeant_rabbitmq._headers import message_id_of
+from paigeant_rabbitmq._names import delay_queue
+
+
+@pytest_asyncio.fixture
+async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
+    """A plain aio-pika channel on the shared node, to look at and tamper with queues."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    channel = await connection.channel()
+    yield channel
+    await connection.close()
+
+
+@pytest_asyncio.fixture
+async def queue(transport: RabbitMQTransport) -> AsyncIterator[str]:
+    """A fresh queue name; the queue, its delays and its dead letters are deleted after."""
+    name = f"pgtest.{uuid.uuid4().hex[:12]}"
+    yield name
+    await transport.delete_queue(name)
+    await transport.delete_queue(dead_letter_queue(name))
+
+
+async def get(receiver: Receiver, timeout: float = 5.0) -> RabbitMQDelivery:
+    delivery = await receiver.get(timeout)
+    assert isinstance(delivery, RabbitMQDelivery), f"no delivery within {timeout}s"
+    return delivery
+
+
+# -- the plugin and options ------------------------------------------------------------------
+
+
+@pytest.mark.no_rabbitmq
+def test_registered_as_rabbitmq_with_the_url_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAIGEANT_RABBITMQ_URL", "amqp://u:p@10.9.8.7:5999/vh")
+    transport = get_transport("rabbitmq")
+    assert isinstance(transport, RabbitMQTransport)
+    assert transport.url == "amqp://u:p@10.9.8.7:5999/vh"
+    assert RabbitMQTransport(url="amqp://127.0.0.1:5000/").url == "amqp://127.0.0.1:5000/"
+    monkeypatch.delenv("PAIGEANT_RABBITMQ_URL")
+    assert RabbitMQTransport().url == "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@pytest.mark.no_rabbitmq
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"url": "redis://127.0.0.1"}, "unsupported RabbitMQ URL"),
+        ({"visibility_timeout": 0}, "visibility_timeout"),
+        ({"max_deliveries": 0}, "max_deliveries"),
+        ({"delivery_limit": 0}, "delivery_limit"),
+        ({"publish_timeout": -1}, "publish_timeout"),
+        ({"connect_attempts": 0}, "connect_attempts"),
+    ],
+)
+def test_bad_options_are_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RabbitMQTransport(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.no_rabbitmq
+def test_paigeant_plugins_lists_the_rabbitmq_transport() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "paigeant", "plugins"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "paigeant-rabbitmq" in line)
+    assert "rabbitmq" in line.replace("paigeant-rabbitmq", "") and "0.1.0" in line
+
+
+async def test_a_refused_connection_names_the_host_never_the_password() -> None:
+    transport = RabbitMQTransport(
+        url="amqp://alice:s3cret@127.0.0.1:1/", connect_attempts=1, connect_timeout=1
+    )
+    with pytest.raises(TransportConnectionError) as refused:
+        await transport.connect()
+    assert "127.0.0.1:1" in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "s3cret" not in repr(transport)
+
+
+async def test_wrong_credentials_fail_connect_naming_the_host() -> None:
+    transport = RabbitMQTransport(
+        url="amqp://guest:wrong-s3cret@127.0.0.1:5672/", connect_attempts=1
+    )
+    with pytest.raises(TransportConnectionError) as refused:
+        await transport.connect()
+    text = str(refused.value)
+    assert "127.0.0.1:5672" in text and "password" in text
+    assert "wrong-s3cret" not in text
+
+
+async def test_bad_queue_names_and_delays_are_refused(transport: RabbitMQTransport) -> None:
+    for bad in ("", "amq.mine", "a..b", "wild.*", "hash.#", "x" * 300):
+        with pytest.raises(ValueError, match="queue name"):
+            await transport.publish(bad, b"x", message_id="m")
+    with pytest.raises(ValueError, match="longest supported"):
+        await transport.publish("pgtest.later", b"x", message_id="m", delay=MAX_DELAY + 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        await transport.publish("pgtest.later", b"x", message_id="m", delay=-1)
+
+
+# -- topology --------------------------------------------------------------------------------
+
+
+async def test_queues_are_quorum_queues_with_at_least_once_dead_letters(
+    transport: RabbitMQTransport, queue: str, raw: AbstractChannel
+) -> None:
+    await transport.publish(queue, b"x", message_id="m", delay=0.005)  # levels 2 and 0
+    for name in (queue, dead_letter_queue(queue), delay_queue(queue, 2), delay_queue(queue, 0)):
+        await raw.declare_queue(name, passive=True)  # raises if missing
+    # Declaring it as a classic queue is refused: it exists as a quorum queue.
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        await raw.declare_queue(queue, durable=True)
+
+
+async def test_a_queue_declared_with_other_arguments_is_used_as_it_is(
+    rabbitmq_url: str, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with RabbitMQTransport(url=rabbitmq_url, max_deliveries=3) as first:
+        await first.publish(queue, b"1", message_id="one")
+    async with RabbitMQTransport(url=rabbitmq_url, max_deliveries=7) as second:
+        with caplog.at_level(logging.WARNING):
+            await second.publish(queue, b"2", message_id="two")
+        assert "already exists with other arguments" in caplog.text
+        async with Receiver(second, queue) as receiver:
+            assert [(await get(receiver)).message_id for _ in range(2)] == ["one", "two"]
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+async def test_foreign_messages_get_a_stable_id_and_string_headers(
+    transport: RabbitMQTransport, queue: str, raw: AbstractChannel
+) -> None:
+    await transport.publish(queue, b"first", message_id="mine")  # declares it
+    foreign = aio_pika.Message(
+        b"from elsewhere", message_id="theirs", headers={"n": 7, "ok": True, "l": [1, "a"]}
+    )
+    await raw.default_exchange.publish(foreign, routing_key=queue)
+    async with Receiver(transport, queue) as receiver:
+        mine = await get(receiver)
+        theirs = await get(receiver)
+    assert (mine.message_id, mine.headers, mine.attempt) == ("mine", {}, 1)
+    assert theirs.message_id == "theirs"
+    assert theirs.headers == {"n": "7", "ok": "True", "l": "[1, 'a']"}
+    assert "x-delivery-count" not in theirs.headers
+
+
+async def test_the_brokers_delivery_limit_dead_letters_with_its_reason(
+    transport: RabbitMQTransport, queue: str, raw: AbstractChannel
+) -> None:
+    """A message whose consumers keep dying is parked by the broker; the reason is mapped."""
+    await transport.publish(queue, b"poison", message_id="poison")
+    source = await raw.get_queue(queue)
+    for _ in range(transport.delivery_limit + 1):  # every delivery's consumer "dies"
+        message = await source.get(timeout=5)
+        assert message is not None
+        await message.reject(requeue=True)
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        parked = await get(dead)
+    assert parked.message_id == "poison"
+    assert "delivery limit" in parked.headers[DEAD_LETTER_REASON_HEADER]
+    assert parked.headers[DEAD_LETTER_QUEUE_HEADER] == queue
+    assert not any(key.startswith("x-death") for key in parked.headers)
+
+
+async def test_repeated_delayed_nacks_are_never_dropped_as_dead_letter_cycles(
+    rabbitmq_url: str, queue: str
+) -> None:
+    """Each delayed copy is a fresh message: no x-death history the broker could call a cycle."""
+    async with RabbitMQTransport(url=rabbitmq_url, max_deliveries=10) as transport:
+        await transport.publish(queue, b"again", message_id="again", headers={"k": "v"})
+        async with Receiver(transport, queue) as receiver:
+            for attempt in range(1, 5):
+                delivery = await get(receiver)
+                assert (delivery.attempt, delivery.headers) == (attempt, {"k": "v"})
+                await delivery.nack(delay=0.03)
+            last = await get(receiver)
+            assert last.attempt == 5
+            await last.ack()
+
+
+@pytest.mark.no_rabbitmq
+def test_a_message_without_an_id_gets_one_from_its_body() -> None:
+    bare = Basic.Properties()
+    assert message_id_of(bare, b"body") == message_id_of(bare, b"body")
+    assert message_id_of(bare, b"body").startswith("amqp-")
+    assert message_id_of(bare, b"body") != message_id_of(bare, b"other")
+    assert message_id_of(Basic.Properties(message_id="given"), b"body") == "given"
+
+
+async def test_a_day_long_delay_is_counted_and_purged_with_its_queue(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    await transport.publish(queue, b"tomorrow", message_id="tomorrow", delay=86_400)
+    assert await transport.stats(queue) == QueueStats(0, 0, 1, 0)
+    await transport.delete_queue(queue)
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def test_a_message_prefetched_but_never_taken_keeps_its_attempt(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    """Closing a loop gives back what it prefetched without counting it as a delivery."""
+    await transport.publish(queue, b"1", message_id="taken")
+    await transport.publish(queue, b"2", message_id="untouched")
+    async with Receiver(transport, queue, prefetch=2) as first:
+        taken = await get(first)
+        assert taken.message_id == "taken"
+        await asyncio.sleep(0.2)  # "untouched" is pushed to this loop meanwhile
+        await taken.ack()
+    async with Receiver(transport, queue) as second:
+        again = await get(second)
+    assert (again.message_id, again.attempt) == ("untouched", 1)
+
+
+async def test_stats_count_what_another_loop_prefetched_as_ready(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    await transport.publish(queue, b"1", message_id="a")
+    await transport.publish(queue, b"2", message_id="b")
+    async with Receiver(transport, queue, prefetch=2) as receiver:
+        held = await get(receiver)
+        await asyncio.sleep(0.2)
+        assert await transport.stats(queue) == QueueStats(1, 1, 0, 0)
+        await held.ack()
+
+
+# -- through workers and tools ---------------------------------------------------------------
+
+
+async def test_a_worker_dead_letters_oversized_unsigned_and_foreign_messages(
+    transport: RabbitMQTransport, raw: AbstractChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad input reaching a worker through RabbitMQ is dead-lettered with a reason; it goes on."""
+    monkeypatch.setenv("PAIGEANT_MAX_MESSAGE_BYTES", "2000")
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+
+    @activity(name)
+    async def never(ctx: ActivityContext) -> None:
+        raise AssertionError("bad input reached user code")
+
+    worker = Worker(
+        transport, [never], signer=HmacSigner("k" * 32, key_id="t"), handle_signals=False
+    )
+    running = asyncio.ensure_future(worker.run())
+    queue = activity_queue(name)
+    try:
+        await transport.publish(queue, b"{" + b"x" * 5000 + b"}", message_id="too-big")
+        await transport.publish(queue, b'{"not": "signed"}', message_id="unsigned")
+        await raw.default_exchange.publish(aio_pika.Message(b"\x00 not json"), routing_key=queue)
+        async with Receiver(transport, dead_letter_queue(queue)) as dead:
+            reasons = {}
+            for _ in range(3):
+                parked = await get(dead, 10)
+                reasons[parked.message_id] = parked.headers[DEAD_LETTER_REASON_HEADER]
+                await parked.ack()
+        assert "message too large" in reasons.pop("too-big")
+        assert "invalid signature" in reasons.pop("unsigned")
+        ((foreign_id, foreign_reason),) = reasons.items()
+        assert foreign_id and foreign_reason
+    finally:
+        worker.stop()
+        await running
+        await transport.delete_queue(queue)
+        await transport.delete_queue(dead_letter_queue(queue))
+
+
+async def test_dead_letter_tools_list_without_loss_and_redrive_on_rabbitmq(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    ids = [f"dl-{i}" for i in range(2)]
+    for i, message_id in enumerate(ids):
+        await transport.publish(queue, f"dl-{i}".encode(), message_id=message_id)
+    async with Receiver(transport, queue, prefetch=2) as receiver:
+        for _ in ids:
+            await (await get(receiver)).dead_letter("for the tools")
+    tools = DeadLetters(transport, queue)
+    for _ in range(3):  # reading puts every dead letter back
+        listed = await tools.list()
+        assert sorted(letter.id for letter in listed) == ids
+        assert (await transport.stats(queue)).dead == 2
+    redriven = await tools.redrive()
+    assert sorted(letter.id for letter in redriven) == ids
+    async with Receiver(transport, queue) as receiver:
+        again = [await get(receiver), await get(receiver)]
+        assert sorted(d.body for d in again) == [b"dl-0", b"dl-1"]
+        assert [d.attempt for d in again] == [1, 1]
+        for delivery in again:
+            assert DEAD_LETTER_REASON_HEADER not in delivery.headers
+            await delivery.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
