@@ -130,7 +130,11 @@ def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 #: Baseline module of each broker transport: ``baselines(workflows, steps, concurrency, body)``
 #: returns ``{name: result}`` for the raw client loop and FastStream on the same broker.
-BASELINES: dict[str, str] = {"redis": "_redis_baselines", "nats": "_nats_baselines"}
+BASELINES: dict[str, str] = {
+    "redis": "_redis_baselines",
+    "nats": "_nats_baselines",
+    "rabbitmq": "_rabbitmq_baselines",
+}
 
 
 def run_baselines(

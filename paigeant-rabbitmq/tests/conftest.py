@@ -160,8 +160,9 @@ class RabbitNode:
         if process is None:
             return
         if process.poll() is None:
-            if kill:
-                os.killpg(process.pid, signal.SIGKILL)
+            if kill:  # the Erlang VM itself, as a crash would; the wrapper shell then exits
+                for pid in _children(process.pid, "beam.smp") or [process.pid]:
+                    os.kill(pid, signal.SIGKILL)
             else:
                 ctl = self._run_as_rabbitmq(
                     [_CTL, "-n", self.name, "stop"],
@@ -174,9 +175,6 @@ class RabbitNode:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        if kill:  # the beam may outlive the wrapper shell for a moment
-            with _suppress_process_lookup():
-                os.killpg(process.pid, signal.SIGKILL)
         _wait_closed(self.port)
 
     def restart(self, *, down_for: float = 0.5, kill: bool = False) -> None:
@@ -186,12 +184,16 @@ class RabbitNode:
         self.start()
 
 
-class _suppress_process_lookup:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, ProcessLookupError)
+def _children(pid: int, command: str) -> list[int]:
+    """Pids of ``pid``'s child processes running ``command``."""
+    listed = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [
+        int(fields[0])
+        for fields in (line.split() for line in listed.stdout.splitlines())
+        if len(fields) == 2 and fields[1] == command
+    ]
 
 
 def _accepts(url: str) -> bool:

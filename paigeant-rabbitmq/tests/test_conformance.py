@@ -52,9 +52,18 @@ class TestRabbitMQRestarts(TransportConformance):
 
 
 class TestRabbitMQKillRestarts(TestRabbitMQRestarts):
-    """The same restart tests, the node killed with SIGKILL each time."""
+    """The same restart tests, the node's Erlang VM killed with SIGKILL each time.
+
+    The kill comes 2 s after the test declared its queues: on 3.10.8 a quorum queue declared
+    just before a single node is killed can come back without a leader (publishes to it are
+    never confirmed), a broker limitation docs/transports/rabbitmq.md describes.
+    """
 
     kill = True
+
+    async def restart_broker(self) -> None:
+        await asyncio.sleep(2.0)
+        await super().restart_broker()
 
 
 #: The suite's restart tests: they run on the private node only (never restart the shared one).

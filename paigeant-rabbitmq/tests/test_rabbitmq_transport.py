@@ -305,8 +305,9 @@ async def test_a_worker_dead_letters_oversized_unsigned_and_foreign_messages(
 
 
 async def test_dead_letter_tools_list_without_loss_and_redrive_on_rabbitmq(
-    transport: RabbitMQTransport, queue: str
+    transport: RabbitMQTransport, queue: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="paigeant_rabbitmq")
     ids = [f"dl-{i}" for i in range(2)]
     for i, message_id in enumerate(ids):
         await transport.publish(queue, f"dl-{i}".encode(), message_id=message_id)
@@ -328,3 +329,4 @@ async def test_dead_letter_tools_list_without_loss_and_redrive_on_rabbitmq(
             assert DEAD_LETTER_REASON_HEADER not in delivery.headers
             await delivery.ack()
     assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+    assert "other arguments" not in caplog.text  # a dead-letter queue is declared as one

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity
 
-from paigeant import dead_letter_queue
-
 from ._headers import attempt_of, broker_dead_letter, message_id_of, user_headers
 from ._link import CONNECTION_ERRORS, LinkClosedError
+from ._names import is_dead_letter_queue
 from ._session import Session
 from .delivery import RabbitMQDelivery
 
@@ -30,7 +29,6 @@ __all__ = ["ConsumeLoop"]
 
 logger = logging.getLogger(__name__)
 
-_DEAD_LETTER_SUFFIX = dead_letter_queue("")
 _FIRST_BACKOFF, _LAST_BACKOFF = 0.1, 5.0
 
 
@@ -45,7 +43,7 @@ class ConsumeLoop:
         self.session: Session | None = None
         self._stopped = False
         self._wakeup = asyncio.Event()
-        self._reads_dead_letters = queue.endswith(_DEAD_LETTER_SUFFIX)
+        self._reads_dead_letters = is_dead_letter_queue(queue)
 
     @property
     def held(self) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "delay_queue_arguments",
     "delay_routing_key",
     "deliver_binding",
+    "is_dead_letter_queue",
     "level_binding",
     "pass_binding",
     "to_milliseconds",
@@ -54,8 +55,13 @@ ATTEMPTS_HEADER = "x-paigeant-attempts"
 _MAX_QUEUE_BYTES = 255 - 2 * DELAY_LEVELS - 1
 
 
+_VALID: set[str] = set()
+
+
 def validate_queue(queue: str) -> str:
     """Return ``queue`` if it can be a queue here; ValueError naming the problem if not."""
+    if queue in _VALID:
+        return queue
     if not queue or queue.startswith("amq."):
         raise ValueError(f"invalid RabbitMQ queue name {queue!r}: empty or reserved ('amq.')")
     words = queue.split(".")
@@ -66,7 +72,17 @@ def validate_queue(queue: str) -> str:
         )
     if len(queue.encode()) > _MAX_QUEUE_BYTES:
         raise ValueError(f"queue name {queue[:40]!r}... is longer than {_MAX_QUEUE_BYTES} bytes")
+    if len(_VALID) < 100_000:  # names seen are few; keep the memo bounded all the same
+        _VALID.add(queue)
     return queue
+
+
+_DEAD_LETTER_SUFFIX = dead_letter_queue("")
+
+
+def is_dead_letter_queue(queue: str) -> bool:
+    """Whether ``queue`` is some queue's dead-letter queue (``dead_letter_queue(q)``)."""
+    return queue.endswith(_DEAD_LETTER_SUFFIX)
 
 
 def to_milliseconds(delay: float) -> int:

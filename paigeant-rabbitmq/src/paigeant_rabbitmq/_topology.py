@@ -30,6 +30,7 @@ from ._names import (
     delay_queue,
     delay_queue_arguments,
     deliver_binding,
+    is_dead_letter_queue,
     level_binding,
     pass_binding,
     work_queue_arguments,
@@ -69,6 +70,8 @@ class Topology:
         consumer cancelled while its queue is declared must not cancel the others' wait.
         """
         task = self._declared.get(key)
+        if task is not None and task.done() and not task.cancelled() and not task.exception():
+            return  # the common case: declared long ago
         if task is None:
             task = asyncio.ensure_future(make())
             self._declared[key] = task
@@ -98,21 +101,23 @@ class Topology:
                 )
 
     async def ensure_queue(self, queue: str) -> None:
-        """Declare ``queue`` (quorum) and, before it, its dead-letter queue; once."""
+        """Declare ``queue`` (quorum) and, before it, its dead-letter queue; once.
+
+        A dead-letter queue itself (``…dead-letter``, consumed to read dead letters) is declared
+        as one: no dead-letter queue of its own, no delivery limit.
+        """
+        if is_dead_letter_queue(queue):
+            await self._once(
+                ("queue", queue),
+                lambda: self._declare_queue(queue, dead_letter_queue_arguments()),
+            )
+            return
 
         async def declare() -> None:
-            await self._declare_queue(dead_letter_queue(queue), dead_letter_queue_arguments())
+            await self.ensure_queue(dead_letter_queue(queue))
             await self._declare_queue(queue, work_queue_arguments(queue, self.delivery_limit))
 
         await self._once(("queue", queue), declare)
-
-    async def ensure_dead_letter_queue(self, queue: str) -> None:
-        """Declare the dead-letter queue ``dead_letter_queue(queue)`` alone; once."""
-        name = dead_letter_queue(queue)
-        await self._once(
-            ("queue", name),
-            lambda: self._declare_queue(name, dead_letter_queue_arguments()),
-        )
 
     async def _declare_ladder(self) -> None:
         async def declare(channel: RawChannel) -> None:

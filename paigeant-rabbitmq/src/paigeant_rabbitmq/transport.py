@@ -23,6 +23,7 @@ from ._names import (
     delay_exchange,
     delay_queue,
     delay_routing_key,
+    is_dead_letter_queue,
     to_milliseconds,
     validate_queue,
 )
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: Seconds ``publish`` waits (reconnecting if it must) before TransportConnectionError.
 DEFAULT_PUBLISH_TIMEOUT = 5.0
-_DEAD_LETTER_SUFFIX = dead_letter_queue("")
 _NOT_CONNECTED = "transport is not connected: call `await transport.connect()` first"
 
 
@@ -184,7 +184,7 @@ class RabbitMQTransport(Transport):
         props, body = message.header.properties, message.body
         table = props.headers
         headers = user_headers(table)
-        if queue.endswith(_DEAD_LETTER_SUFFIX):
+        if is_dead_letter_queue(queue):
             headers = broker_dead_letter(table, headers, attempt=self.delivery_limit + 1)
         copy = properties(message_id_of(props, body), headers, attempts=attempt_of(table) - 1)
         await self._send(queue, body, copy, 0.0)
@@ -195,7 +195,7 @@ class RabbitMQTransport(Transport):
         marked = dead_letter_headers(
             delivery.headers, reason=reason, queue=delivery.queue, attempt=attempt
         )
-        await self.topology.ensure_dead_letter_queue(delivery.queue)
+        await self.topology.ensure_queue(target)
         await self.publisher.publish(
             "", target, delivery.body, properties(delivery.message_id, marked), target=target
         )
