@@ -98,9 +98,7 @@ class Session:
         tag = message.delivery_tag
         if tag is None:
             return
-        if self.retired:
-            await self._reject(tag)
-            return
+        # Kept even once retired: retire() gives back what came before the cancel took effect.
         self.waiting[tag] = (message, time.monotonic() + self.visibility_timeout)
         self._wake()
 
@@ -183,11 +181,11 @@ class Session:
         with contextlib.suppress(*CONNECTION_ERRORS):  # gone with the channel: requeued anyway
             await raw.basic_reject(tag, requeue=True)
 
-    def give_back(self) -> None:
-        """Return every waiting message to the broker (the loop closes)."""
-        for tag, (message, _) in list(self.waiting.items()):
-            del self.waiting[tag]
-            self._loop.create_task(self._return_unseen(tag, message))
+    async def give_back(self) -> None:
+        """Return every waiting message to the broker (the loop closes), before the channel goes."""
+        returns = [self._return_unseen(tag, message) for tag, (message, _) in self.waiting.items()]
+        self.waiting.clear()
+        await asyncio.gather(*returns)
 
     async def _return_unseen(self, tag: int, message: DeliveredMessage) -> None:
         """Give back a message nobody took, without counting it as a delivery.
@@ -274,7 +272,7 @@ class Session:
     async def retire(self) -> None:
         """Stop consuming; the channel stays open until every held delivery is settled."""
         self.retired = True
-        self.give_back()
+        await self.give_back()
         raw, tag = self._raw, self._consumer_tag
         if self.open and raw is not None and tag is not None:
             try:
@@ -283,7 +281,7 @@ class Session:
                 raise
             except _TIMEOUT_OR_CONNECTION:
                 pass
-        self.give_back()  # pushed before the cancel took effect
+        await self.give_back()  # pushed before the cancel took effect
         if not self.held:
             await self.close()
 

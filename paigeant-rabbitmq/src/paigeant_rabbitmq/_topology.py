@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiormq.abc import AbstractChannel as RawChannel
-from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, ChannelPreconditionFailed
 
-from paigeant import dead_letter_queue
+from paigeant import TransportConnectionError, dead_letter_queue
 
 from ._channels import KeptChannel
-from ._link import Link
+from ._link import CONNECTION_ERRORS, Link
 from ._names import (
     DELAY_LEVELS,
     DELIVER_EXCHANGE,
@@ -41,14 +42,19 @@ __all__ = ["Topology"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_RETRY_PAUSE = 0.05
 
 
 class Topology:
     """What the transport declared on the broker, and the means to declare, count and delete."""
 
-    def __init__(self, link: Link, *, delivery_limit: int) -> None:
-        """Declare on ``link``; work queues get ``x-delivery-limit = delivery_limit``."""
+    def __init__(self, link: Link, *, delivery_limit: int, timeout: float) -> None:
+        """Declare on ``link``; work queues get ``x-delivery-limit = delivery_limit``.
+
+        Each broker operation gives up after ``timeout`` seconds, reconnects included.
+        """
         self._link = link
+        self.timeout = timeout
         self.delivery_limit = delivery_limit
         self._channel = KeptChannel(link, confirms=False)
         #: What was declared (or is being declared), by what it is: ("queue", name), ...
@@ -56,12 +62,35 @@ class Topology:
         self._mismatch_warned: set[str] = set()
 
     async def _run(self, operation: Callable[[RawChannel], Awaitable[_T]]) -> _T:
-        channel = await self._channel.get()
-        try:
-            return await operation(channel)
-        except BaseException:
-            self._channel.broken()
-            raise
+        """Run ``operation`` on the declaring channel, retrying across reconnects.
+
+        A channel error (PRECONDITION_FAILED, NOT_FOUND) is the broker's answer and raised as it
+        is; a broken or unreachable connection is retried until ``timeout`` has passed, then
+        raised as TransportConnectionError.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                channel = await self._channel.get(deadline)
+                left = max(deadline - time.monotonic(), 0.001)
+                return await asyncio.wait_for(operation(channel), left)
+            except AMQPChannelError:
+                self._channel.broken()
+                raise
+            except TimeoutError as exc:
+                self._channel.broken()
+                raise TransportConnectionError(
+                    f"RabbitMQ at {self._link.host} did not answer within {self.timeout}s"
+                ) from exc
+            except CONNECTION_ERRORS as exc:  # TransportConnectionError from get() included
+                self._channel.broken()
+                if time.monotonic() + _RETRY_PAUSE >= deadline:
+                    if isinstance(exc, TransportConnectionError):
+                        raise
+                    raise TransportConnectionError(
+                        f"RabbitMQ at {self._link.host} is unreachable: {exc!r}"
+                    ) from exc
+                await asyncio.sleep(_RETRY_PAUSE)
 
     async def _once(self, key: tuple[Any, ...], make: Callable[[], Awaitable[None]]) -> None:
         """Run ``make()`` once for ``key`` (again after it failed), in a task of its own.

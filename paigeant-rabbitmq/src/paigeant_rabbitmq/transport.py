@@ -100,7 +100,9 @@ class RabbitMQTransport(Transport):
         self.link = Link(
             self.url, connect_timeout=float(connect_timeout), connect_attempts=int(connect_attempts)
         )
-        self.topology = Topology(self.link, delivery_limit=self.delivery_limit)
+        self.topology = Topology(
+            self.link, delivery_limit=self.delivery_limit, timeout=self.publish_timeout
+        )
         self.publisher = Publisher(self.link, timeout=self.publish_timeout)
         #: True from ``disconnect()`` until the next ``connect()``.
         self.closing = False
