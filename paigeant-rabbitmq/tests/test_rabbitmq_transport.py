@@ -330,3 +330,56 @@ async def test_dead_letter_tools_list_without_loss_and_redrive_on_rabbitmq(
             await delivery.ack()
     assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
     assert "other arguments" not in caplog.text  # a dead-letter queue is declared as one
+
+
+async def test_disconnect_gives_back_prefetched_messages_with_their_true_attempt(
+    rabbitmq_url: str, queue: str
+) -> None:
+    async with RabbitMQTransport(url=rabbitmq_url) as first:
+        for n in range(3):
+            await first.publish(queue, b"x", message_id=f"p-{n}")
+        receiver = Receiver(first, queue, prefetch=3)
+        taken = await get(receiver)
+        await taken.ack()
+        await asyncio.sleep(0.2)  # the other two are pushed to this loop meanwhile
+    async with RabbitMQTransport(url=rabbitmq_url) as second, Receiver(second, queue) as again:
+        rest = [await get(again), await get(again)]
+        assert sorted((d.message_id, d.attempt) for d in rest) == [("p-1", 1), ("p-2", 1)]
+        for delivery in rest:
+            await delivery.ack()
+
+
+async def test_stats_beside_publishes_to_new_queues_breaks_none_of_them(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    """Passive declares of missing delay queues must not fail other queues' declarations."""
+    names = [f"{queue}.{n}" for n in range(12)]
+    try:
+        outcomes = await asyncio.gather(
+            transport.stats(queue),
+            *(transport.publish(name, b"x", message_id="m") for name in names),
+            return_exceptions=True,
+        )
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
+    finally:
+        for name in names:
+            await transport.delete_queue(name)
+            await transport.delete_queue(dead_letter_queue(name))
+
+
+async def test_a_loop_left_open_across_a_reconnect_ends_instead_of_spinning(
+    rabbitmq_url: str, queue: str
+) -> None:
+    transport = RabbitMQTransport(url=rabbitmq_url)
+    await transport.connect()
+    old = transport.consume(queue)
+    waiting = asyncio.ensure_future(anext(old))
+    await asyncio.sleep(0.2)
+    await transport.disconnect()
+    await transport.connect()
+    try:
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, 5)
+        assert transport._loops == set()  # no session keeps being opened behind our back
+    finally:
+        await transport.disconnect()

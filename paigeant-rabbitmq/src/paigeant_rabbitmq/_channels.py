@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import AbstractChannel as RawChannel
+
+from paigeant import TransportConnectionError
 
 from ._link import Link
 
@@ -34,37 +37,56 @@ class KeptChannel:
         return self._raw
 
     async def get(self, deadline: float | None = None) -> RawChannel:
-        """The open channel (aiormq's), opening a new one (reconnecting until ``deadline``)."""
+        """The open channel (aiormq's), opening a new one (reconnecting until ``deadline``).
+
+        Opening is bounded by ``deadline`` too: a connection that does not answer a channel
+        open in time is given up (TransportConnectionError) and opened again next time.
+        """
         raw = self._usable()
         if raw is not None:
             return raw
-        async with self._lock:
-            raw = self._usable()
-            if raw is not None:
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        connection: AbstractConnection | None = None
+        try:
+            async with asyncio.timeout(timeout), self._lock:
+                raw = self._usable()
+                if raw is not None:
+                    return raw
+                connection = await self._link.connection(deadline)
+                try:
+                    channel = await connection.channel(
+                        publisher_confirms=self._confirms, on_return_raises=self._confirms
+                    )
+                    raw = await channel.get_underlay_channel()
+                except Exception:
+                    self._link.broken(connection)
+                    raise
+                self._channel, self._raw, self._opened_on = channel, raw, connection
                 return raw
-            connection = await self._link.connection(deadline)
-            try:
-                self._channel = await connection.channel(
-                    publisher_confirms=self._confirms, on_return_raises=self._confirms
-                )
-                self._raw = await self._channel.get_underlay_channel()
-                self._opened_on = connection
-            except BaseException:
-                self._link.broken(connection)
-                raise
-            return self._raw
+        except TimeoutError as exc:
+            if connection is not None:
+                self._link.broken(connection)  # it did not open a channel in time
+            raise TransportConnectionError(
+                f"RabbitMQ at {self._link.host} did not open a channel in time"
+            ) from exc
 
     def broken(self) -> None:
-        """Forget the channel (it failed); the next ``get()`` opens another."""
-        self._channel = None
+        """Drop the channel (it failed), closing it in the background; ``get()`` opens another."""
+        channel, self._channel, self._raw = self._channel, None, None
+        if channel is not None and not channel.is_closed:
+            self._link.spawn(_close_quietly(channel))
 
     async def close(self) -> None:
         """Close the channel if it is open."""
-        channel, self._channel = self._channel, None
+        channel, self._channel, self._raw = self._channel, None, None
         if channel is not None and not channel.is_closed:
-            try:
-                await asyncio.wait_for(channel.close(), 5)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the connection is going anyway
-                pass
+            await _close_quietly(channel)
+
+
+async def _close_quietly(channel: AbstractChannel) -> None:
+    try:
+        await asyncio.wait_for(channel.close(), 5)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the connection is going anyway
+        pass

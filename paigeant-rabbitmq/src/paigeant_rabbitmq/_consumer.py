@@ -60,6 +60,13 @@ class ConsumeLoop:
         self._stopped = True
         self._wakeup.set()
 
+    async def shutdown(self) -> None:
+        """End the loop and give back what it prefetched, even while its caller holds it."""
+        self.stop()
+        session = self.session
+        if session is not None:
+            await session.retire()
+
     async def _start(self) -> Session:
         transport = self.transport
         backoff = _FIRST_BACKOFF
@@ -86,7 +93,7 @@ class ConsumeLoop:
     async def deliveries(self) -> AsyncIterator[RabbitMQDelivery]:
         """Yield deliveries until the transport disconnects; ride out broker outages."""
         try:
-            while not self.transport.closing:
+            while not self._stopped and not self.transport.closing:
                 try:
                     self.session = session = await self._start()
                 except LinkClosedError:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 #: What a broken or unreachable connection raises from aio-pika and aiormq.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPError, OSError, RuntimeError)
 _CONNECT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
+_T = TypeVar("_T")
 #: Pauses between reconnect attempts: doubling from the first to the last.
 _FIRST_BACKOFF, _LAST_BACKOFF = 0.1, 2.0
 
@@ -77,6 +80,8 @@ class Link:
         self._closed = True
         self._lock = asyncio.Lock()
         self._outage_logged = False
+        self._reconnecting: asyncio.Task[AbstractConnection] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def closed(self) -> bool:
@@ -104,10 +109,23 @@ class Link:
             ) from exc
 
     async def open(self) -> None:
-        """Connect, trying ``connect_attempts`` times; TransportConnectionError if all fail."""
-        if not self._closed and self._connection is not None:
+        """Connect, trying ``connect_attempts`` times; TransportConnectionError if all fail.
+
+        On a link already open (a transport shared by a worker and a dispatcher, say) it only
+        waits, as long as those attempts would take, for a reconnect under way: it never
+        closes the link, so consume loops and later publishes carry on.
+        """
+        async with self._lock:
+            if not self._closed:
+                opened_before = True
+            else:
+                opened_before = False
+                self._closed = False
+        if opened_before:
+            if self.current() is None:
+                budget = (self.connect_timeout + _LAST_BACKOFF) * self.connect_attempts
+                await self.connection(time.monotonic() + budget)
             return
-        self._closed = False
         error: TransportConnectionError | None = None
         for attempt in range(self.connect_attempts):
             if attempt:
@@ -117,6 +135,9 @@ class Link:
                 return
             except TransportConnectionError as exc:
                 error = exc
+            except BaseException:
+                self._closed = True
+                raise
         self._closed = True
         assert error is not None
         raise error
@@ -141,48 +162,77 @@ class Link:
         return connection
 
     async def connection(self, deadline: float | None = None) -> AbstractConnection:
-        """The open connection, reconnecting until ``deadline`` (monotonic; None: forever).
+        """The open connection, waiting for a reconnect until ``deadline`` (monotonic; None: ever).
 
+        One reconnect task serves every caller, each waiting only as long as its own deadline
+        allows: a consume loop content to wait for ever never holds up a bounded publish.
         Raises TransportConnectionError when the deadline passes, LinkClosedError once the
         transport disconnected.
         """
         connection = self.current()
         if connection is not None:
             return connection
-        async with self._lock:
-            backoff = _FIRST_BACKOFF
-            while True:
+        if self._closed:
+            raise LinkClosedError(f"the transport to {self.host} is disconnected")
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = self.spawn(self._reconnect())
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            raise TransportConnectionError(f"RabbitMQ at {self.host} is unreachable (reconnecting)")
+        reconnecting = self._reconnecting
+        try:
+            return await asyncio.wait_for(asyncio.shield(reconnecting), timeout)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if reconnecting.cancelled() and not (current and current.cancelling()):
+                raise LinkClosedError(f"the transport to {self.host} is disconnected") from None
+            raise
+        except TimeoutError as exc:
+            raise TransportConnectionError(
+                f"RabbitMQ at {self.host} is unreachable (still reconnecting)"
+            ) from exc
+
+    async def _reconnect(self) -> AbstractConnection:
+        backoff = _FIRST_BACKOFF
+        while True:
+            if self._closed:
+                raise LinkClosedError(f"the transport to {self.host} is disconnected")
+            connection = self.current()
+            if connection is not None:
+                return connection
+            try:
+                connection = await self._connect_once(self.connect_timeout)
+            except TransportConnectionError as exc:
+                if not self._outage_logged:
+                    logger.warning("RabbitMQ connection lost; reconnecting: %s", exc)
+                    self._outage_logged = True
+            else:
                 if self._closed:
-                    raise LinkClosedError(f"the transport to {self.host} is disconnected")
-                connection = self.current()
-                if connection is not None:
-                    return connection
-                timeout = self.connect_timeout
-                if deadline is not None:
-                    timeout = min(timeout, deadline - time.monotonic())
-                    if timeout <= 0:
-                        raise TransportConnectionError(
-                            f"RabbitMQ at {self.host} is unreachable (still reconnecting)"
-                        )
-                try:
-                    connection = await self._connect_once(timeout)
-                except TransportConnectionError as exc:
-                    if not self._outage_logged:
-                        logger.warning("RabbitMQ connection lost; reconnecting: %s", exc)
-                        self._outage_logged = True
-                    if deadline is not None and time.monotonic() + backoff >= deadline:
-                        raise
-                else:
-                    self._install(connection)
-                    return connection
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _LAST_BACKOFF)
+                    await _close_quietly(connection)
+                    continue
+                self._install(connection)
+                return connection
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _LAST_BACKOFF)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        """Run ``coroutine`` in a task kept (and cancelled by ``close()``) by the link."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[_T]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled():
+                finished.exception()  # retrieved: the callers saw it, or nobody waited
+
+        task.add_done_callback(done)
+        return task
 
     def broken(self, connection: AbstractConnection | None) -> None:
         """Note that ``connection`` failed; the next ``connection()`` call opens another."""
         if connection is not None and connection is self._connection:
             self._connection = None
-            asyncio.get_running_loop().create_task(_close_quietly(connection))
+            self.spawn(_close_quietly(connection))
 
     async def close(self) -> None:
         """Close the connection; idempotent. No connection is made after this."""
@@ -190,6 +240,9 @@ class Link:
         connection, self._connection = self._connection, None
         if connection is not None:
             await _close_quietly(connection)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _close_quietly(connection: AbstractConnection) -> None:

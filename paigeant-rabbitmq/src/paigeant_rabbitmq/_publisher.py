@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiormq.exceptions import ChannelNotFoundEntity, PublishError
+from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, PublishError
 from pamqp.commands import Basic
 
 from paigeant import TransportConnectionError
 
 from ._channels import KeptChannel
 from ._errors import PublishRefusedError, UnroutableError
-from ._link import CONNECTION_ERRORS, Link
+from ._link import CONNECTION_ERRORS, Link, LinkClosedError
 
 __all__ = ["Publisher"]
 
@@ -70,15 +70,21 @@ class Publisher:
             except ChannelNotFoundEntity as exc:  # the exchange is gone
                 self._channel.broken()
                 raise UnroutableError(f"exchange {exchange!r} does not exist: {exc}") from exc
-            except TimeoutError as exc:
+            except TimeoutError as exc:  # the channel only: heartbeats judge the connection
                 self._channel.broken()
-                self._link.broken(self._link.current())  # no confirm for this long: suspect it
                 raise TransportConnectionError(
                     f"RabbitMQ at {self._link.host} did not confirm message "
                     f"{properties.message_id!r} within {self.timeout}s"
                 ) from exc
             except asyncio.CancelledError:
                 raise
+            except LinkClosedError:
+                raise
+            except AMQPChannelError as exc:  # the broker's answer (ACCESS_REFUSED, ...): final
+                self._channel.broken()
+                raise PublishRefusedError(
+                    f"RabbitMQ refused message {properties.message_id!r} for {target!r}: {exc}"
+                ) from exc
             except CONNECTION_ERRORS as exc:  # TransportConnectionError from get() included
                 self._channel.broken()
                 if time.monotonic() + _RETRY_PAUSE >= deadline:

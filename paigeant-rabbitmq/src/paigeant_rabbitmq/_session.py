@@ -123,7 +123,7 @@ class Session:
     def _on_cancelled(self, *_: Any) -> None:
         logger.warning("RabbitMQ cancelled the consumer of %s (queue deleted?)", self.queue)
         self.transport.topology.forget(self.queue)
-        self._loop.create_task(self.close())
+        self.transport.link.spawn(self.close())
 
     def take(self) -> DeliveredMessage | None:
         """The oldest waiting message, or None."""
@@ -146,7 +146,7 @@ class Session:
 
     def _close_if_done(self) -> None:
         if self.retired and self.open and not self.held:
-            self._loop.create_task(self.close())
+            self.transport.link.spawn(self.close())
 
     async def ack(self, delivery: RabbitMQDelivery) -> None:
         """Acknowledge ``delivery`` unless its lease was lost."""
@@ -160,11 +160,13 @@ class Session:
         raw = self._raw
         if delivery.lease_lost or raw is None:
             return
+        # wait=False: once the frame is queued nothing is awaited, so a cancellation either
+        # comes before (nothing sent: the settle may be retried) or not at all.
         try:
             if requeue is None:
-                await raw.basic_ack(delivery.tag)
+                await raw.basic_ack(delivery.tag, wait=False)
             else:
-                await raw.basic_reject(delivery.tag, requeue=requeue)
+                await raw.basic_reject(delivery.tag, requeue=requeue, wait=False)
         except CONNECTION_ERRORS as exc:
             logger.info(
                 "could not settle message %s on %s (the channel closed: %r); the broker "
@@ -179,7 +181,7 @@ class Session:
         if not self.open or raw is None:
             return
         with contextlib.suppress(*CONNECTION_ERRORS):  # gone with the channel: requeued anyway
-            await raw.basic_reject(tag, requeue=True)
+            await raw.basic_reject(tag, requeue=True, wait=False)
 
     async def give_back(self) -> None:
         """Return every waiting message to the broker (the loop closes), before the channel goes."""
@@ -199,7 +201,7 @@ class Session:
             return  # the broker gets it back with the channel
         try:
             await self.transport.publish_unseen(self.queue, message)
-            await raw.basic_ack(tag)
+            await raw.basic_ack(tag, wait=False)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -214,7 +216,7 @@ class Session:
         for tag, (_, deadline) in list(self.waiting.items()):
             if now >= deadline:  # pushed but not taken in time: another consumer may
                 message, _ = self.waiting.pop(tag)
-                self._loop.create_task(self._return_unseen(tag, message))
+                self.transport.link.spawn(self._return_unseen(tag, message))
         expired: list[int] = []
         for tag, delivery in list(self.held.items()):
             if delivery.settled or now < delivery.deadline:
@@ -230,7 +232,7 @@ class Session:
                 self.visibility_timeout,
             )
         if expired:
-            self._loop.create_task(self._give_back_expired(expired))
+            self.transport.link.spawn(self._give_back_expired(expired))
         self._close_if_done()
 
     async def _give_back_expired(self, tags: list[int]) -> None:
@@ -241,7 +243,7 @@ class Session:
 
     def _adjust_flow(self) -> None:
         if self.open and not self.retired:
-            self._loop.create_task(self._set_credit())
+            self.transport.link.spawn(self._set_credit())
 
     async def _set_credit(self) -> None:
         """Set the channel's prefetch to ``prefetch`` less the zombies; pause at zero."""
@@ -271,17 +273,19 @@ class Session:
 
     async def retire(self) -> None:
         """Stop consuming; the channel stays open until every held delivery is settled."""
+        if self.retired:
+            return
         self.retired = True
-        await self.give_back()
         raw, tag = self._raw, self._consumer_tag
         if self.open and raw is not None and tag is not None:
-            try:
+            try:  # first: copies given back must not be pushed to this consumer again
                 await asyncio.wait_for(raw.basic_cancel(tag), 5)
             except asyncio.CancelledError:
                 raise
             except _TIMEOUT_OR_CONNECTION:
                 pass
-        await self.give_back()  # pushed before the cancel took effect
+            self._consumer_tag = None
+        await self.give_back()  # everything pushed before the cancel took effect
         if not self.held:
             await self.close()
 

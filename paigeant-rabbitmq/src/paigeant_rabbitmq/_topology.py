@@ -22,7 +22,7 @@ from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, ChannelPr
 from paigeant import TransportConnectionError, dead_letter_queue
 
 from ._channels import KeptChannel
-from ._link import CONNECTION_ERRORS, Link
+from ._link import CONNECTION_ERRORS, Link, LinkClosedError
 from ._names import (
     DELAY_LEVELS,
     DELIVER_EXCHANGE,
@@ -57,11 +57,16 @@ class Topology:
         self.timeout = timeout
         self.delivery_limit = delivery_limit
         self._channel = KeptChannel(link, confirms=False)
+        #: Passive declares (``depth``) close their channel on a missing queue: a channel apart.
+        self._inspect = KeptChannel(link, confirms=False)
+        self._serial = asyncio.Lock()
         #: What was declared (or is being declared), by what it is: ("queue", name), ...
         self._declared: dict[tuple[Any, ...], asyncio.Future[None]] = {}
         self._mismatch_warned: set[str] = set()
 
-    async def _run(self, operation: Callable[[RawChannel], Awaitable[_T]]) -> _T:
+    async def _run(
+        self, operation: Callable[[RawChannel], Awaitable[_T]], *, inspect: bool = False
+    ) -> _T:
         """Run ``operation`` on the declaring channel, retrying across reconnects.
 
         A channel error (PRECONDITION_FAILED, NOT_FOUND) is the broker's answer and raised as it
@@ -69,21 +74,23 @@ class Topology:
         raised as TransportConnectionError.
         """
         deadline = time.monotonic() + self.timeout
+        kept = self._inspect if inspect else self._channel
         while True:
             try:
-                channel = await self._channel.get(deadline)
-                left = max(deadline - time.monotonic(), 0.001)
-                return await asyncio.wait_for(operation(channel), left)
-            except AMQPChannelError:
-                self._channel.broken()
+                # One operation at a time: a channel error must reach the operation it is for.
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)), self._serial:
+                    channel = await kept.get(deadline)
+                    return await operation(channel)
+            except (AMQPChannelError, LinkClosedError):
+                kept.broken()
                 raise
             except TimeoutError as exc:
-                self._channel.broken()
+                kept.broken()
                 raise TransportConnectionError(
                     f"RabbitMQ at {self._link.host} did not answer within {self.timeout}s"
                 ) from exc
             except CONNECTION_ERRORS as exc:  # TransportConnectionError from get() included
-                self._channel.broken()
+                kept.broken()
                 if time.monotonic() + _RETRY_PAUSE >= deadline:
                     if isinstance(exc, TransportConnectionError):
                         raise
@@ -195,7 +202,9 @@ class Topology:
     async def depth(self, name: str) -> int:
         """Ready messages in queue ``name`` (a passive declare); 0 when it does not exist."""
         try:
-            declared = await self._run(lambda channel: channel.queue_declare(name, passive=True))
+            declared = await self._run(
+                lambda channel: channel.queue_declare(name, passive=True), inspect=True
+            )
         except ChannelNotFoundEntity:
             return 0
         return int(declared.message_count or 0)
@@ -210,5 +219,6 @@ class Topology:
         await self._run(lambda channel: channel.queue_delete(name))
 
     async def close(self) -> None:
-        """Close the declaring channel."""
+        """Close the declaring and inspecting channels."""
         await self._channel.close()
+        await self._inspect.close()

@@ -87,13 +87,13 @@ class RabbitMQDelivery(Delivery):
             return
         try:
             await self._forward(forward)
+            if self.lease_lost:
+                self._log_lost("ack", "forwards published; the broker redelivers the message")
+            else:
+                await self._session.ack(self)
         except BaseException:
-            self._release_settlement()
+            self._release_settlement()  # nothing was acknowledged: it may be settled again
             raise
-        if self.lease_lost:
-            self._log_lost("ack", "forwards published; the broker redelivers the message")
-        else:
-            await self._session.ack(self)
         self._session.settled(self)
 
     async def _forward(self, forward: Sequence[Outgoing]) -> None:

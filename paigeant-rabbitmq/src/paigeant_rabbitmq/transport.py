@@ -126,10 +126,19 @@ class RabbitMQTransport(Transport):
         """End consume loops and close the connection; the broker requeues unsettled messages."""
         if self.closing and self.link.closed:
             return
+        loops = list(self._loops)
+        if loops:  # stop them and give back what they prefetched, while publishing still works
+            done, pending = await asyncio.wait(
+                [asyncio.ensure_future(loop.shutdown()) for loop in loops], timeout=5
+            )
+            for unfinished in pending:  # the broker gets those messages back with the channel
+                unfinished.cancel()
+            for finished in done:
+                if not finished.cancelled() and finished.exception() is not None:
+                    logger.info(
+                        "a consume loop did not shut down cleanly: %r", finished.exception()
+                    )
         self.closing = True
-        for loop in list(self._loops):
-            loop.stop()
-        await asyncio.sleep(0)  # let the loops see it before their channels go
         await self.publisher.close()
         await self.topology.close()
         await self.link.close()
@@ -197,10 +206,7 @@ class RabbitMQTransport(Transport):
         marked = dead_letter_headers(
             delivery.headers, reason=reason, queue=delivery.queue, attempt=attempt
         )
-        await self.topology.ensure_queue(target)
-        await self.publisher.publish(
-            "", target, delivery.body, properties(delivery.message_id, marked), target=target
-        )
+        await self._send(target, delivery.body, properties(delivery.message_id, marked), 0.0)
 
     def consume(self, queue: str, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
         """Consume ``queue`` (declared if new) with at most ``prefetch`` unsettled deliveries."""
