@@ -19,7 +19,7 @@ from ..security.signer import Signer
 from ..settings import env_bool, env_str, namespace
 from ..transports.base import Delivery, Transport
 from ..transports.queues import activity_queue, monitor_queue
-from ..workflow.codec import canonical_json, serialize_message
+from ..workflow.codec import serialize_message, serialize_model
 from ..workflow.events import TERMINAL_EVENTS, EventType, WorkflowEvent, WorkflowResult
 from ..workflow.messages import (
     EVERY_EVENT,
@@ -163,7 +163,7 @@ class WorkflowDispatcher:
             trace_id=trace_id(traceparent),
         )
         try:
-            body = canonical_json(event.model_dump(mode="json", exclude_none=True))
+            body = serialize_model(event)
             for out in self.wire.seal_for(
                 targets,
                 body,
