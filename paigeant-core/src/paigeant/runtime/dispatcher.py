@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[WorkflowEvent], Awaitable[None] | None]
 
 _KEPT_RESULTS = 10_000
+#: What the reply queue subscribes to when no ``on_event`` wants everything.
+_TERMINAL_EVENT_NAMES = tuple(sorted(str(kind) for kind in TERMINAL_EVENTS))
 
 
 class WorkflowDispatcher:
@@ -79,8 +81,8 @@ class WorkflowDispatcher:
         self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
 
     def _subscriptions(self) -> list[Subscription]:
-        reply_events = [] if self.on_event else [str(t) for t in TERMINAL_EVENTS]
-        subs = [Subscription(queue=self.reply_queue, events=sorted(reply_events))]
+        reply_events = [] if self.on_event else list(_TERMINAL_EVENT_NAMES)
+        subs = [Subscription(queue=self.reply_queue, events=reply_events)]
         events_queue = env_str("PAIGEANT_EVENTS_QUEUE")
         if events_queue:
             subs.append(Subscription(queue=events_queue))
