@@ -6,8 +6,9 @@
     uv run --group bench python benchmarks/hops.py --transport redis --baselines
     uv run --group bench python benchmarks/hops.py --transport nats --baselines
 
-Prints JSON (hops/s, workflows/s, p50/p99 per-hop latency, peak RSS) and one summary line
-per configuration; with several ``--signer`` values, also each one's ratio to the first.
+Prints JSON (hops/s, workflows/s, this process's CPU per hop, p50/p99 per-hop latency, peak
+RSS) and one summary line per configuration; with several ``--signer`` values, also each one's
+ratio to the first.
 """
 
 from __future__ import annotations
@@ -89,10 +90,11 @@ async def run(
         dispatcher = WorkflowDispatcher(transport, signer=signer)
         warm_up = await dispatcher.dispatch_workflow(itinerary)  # start-up stays out of the timing
         await dispatcher.wait_for(warm_up, timeout=60)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         cids = [await dispatcher.dispatch_workflow(itinerary) for _ in range(workflows)]
         results = await asyncio.gather(*(dispatcher.wait_for(cid, timeout=600) for cid in cids))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         worker.stop()
         await worker_task
         await dispatcher.close()
@@ -114,6 +116,9 @@ async def run(
         "seconds": round(elapsed, 3),
         "hops_per_second": round(hops / elapsed, 1),
         "workflows_per_second": round(workflows / elapsed, 1),
+        # This process's CPU (workers, dispatcher, in-memory broker): steadier than hops/s on
+        # a loaded machine; on a broker transport the broker's own CPU is not in it.
+        "cpu_us_per_hop": round(cpu / hops * 1e6, 1),
         "hop_latency_p50_ms": round(percentile(hop_latencies, 50) * 1000, 3),
         "hop_latency_p99_ms": round(percentile(hop_latencies, 99) * 1000, 3),
         "peak_rss_mib": round(peak_rss_mib(), 1),
@@ -125,6 +130,9 @@ def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(samples, key=lambda sample: sample["hops_per_second"])
     median = dict(ordered[len(ordered) // 2])
     median["rounds_hops_per_second"] = [sample["hops_per_second"] for sample in samples]
+    if all("cpu_us_per_hop" in sample for sample in samples):
+        cpu = sorted(sample["cpu_us_per_hop"] for sample in samples)
+        median["median_cpu_us_per_hop"] = cpu[len(cpu) // 2]
     return median
 
 
@@ -236,7 +244,9 @@ def main() -> None:
     summary = "; ".join(
         f"{r['transport']}/{r['signer']}: {r['hops_per_second']:,.0f} hops/s "
         f"({r['workflows_per_second']:,.0f} workflows/s, p50 {r['hop_latency_p50_ms']} ms, "
-        f"p99 {r['hop_latency_p99_ms']} ms, x{r['ratio_to_first']} of the first, "
+        f"p99 {r['hop_latency_p99_ms']} ms, "
+        + (f"{r['median_cpu_us_per_hop']} us CPU/hop, " if "median_cpu_us_per_hop" in r else "")
+        + f"x{r['ratio_to_first']} of the first, "
         f"x{r['median_round_ratio_to_first']} within rounds)"
         for r in runs
     )

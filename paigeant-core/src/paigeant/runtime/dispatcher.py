@@ -19,7 +19,7 @@ from ..security.signer import Signer
 from ..settings import env_bool, env_str, namespace
 from ..transports.base import Delivery, Transport
 from ..transports.queues import activity_queue, monitor_queue
-from ..workflow.codec import canonical_json, serialize_message
+from ..workflow.codec import serialize_message, serialize_model
 from ..workflow.events import TERMINAL_EVENTS, EventType, WorkflowEvent, WorkflowResult
 from ..workflow.messages import (
     EVERY_EVENT,
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[WorkflowEvent], Awaitable[None] | None]
 
 _KEPT_RESULTS = 10_000
+#: What the reply queue subscribes to when no ``on_event`` wants everything.
+_TERMINAL_EVENT_NAMES = tuple(sorted(str(kind) for kind in TERMINAL_EVENTS))
 
 
 class WorkflowDispatcher:
@@ -79,8 +81,8 @@ class WorkflowDispatcher:
         self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
 
     def _subscriptions(self) -> list[Subscription]:
-        reply_events = [] if self.on_event else [str(t) for t in TERMINAL_EVENTS]
-        subs = [Subscription(queue=self.reply_queue, events=sorted(reply_events))]
+        reply_events = [] if self.on_event else list(_TERMINAL_EVENT_NAMES)
+        subs = [Subscription(queue=self.reply_queue, events=reply_events)]
         events_queue = env_str("PAIGEANT_EVENTS_QUEUE")
         if events_queue:
             subs.append(Subscription(queue=events_queue))
@@ -163,7 +165,7 @@ class WorkflowDispatcher:
             trace_id=trace_id(traceparent),
         )
         try:
-            body = canonical_json(event.model_dump(mode="json", exclude_none=True))
+            body = serialize_model(event)
             for out in self.wire.seal_for(
                 targets,
                 body,

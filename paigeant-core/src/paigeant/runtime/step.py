@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -20,9 +20,15 @@ from ..errors import (
 from ..security.identity import IdentityProvider
 from ..settings import namespace
 from ..transports.base import Delivery, Outgoing, Transport
-from ..transports.leases import LeaseKeeper, heartbeat_interval
+from ..transports.leases import LeaseGroup, heartbeat_interval
 from ..transports.queues import activity_queue, compensate_queue
-from ..workflow.codec import MalformedMessageError, canonical_json, parse_message, serialize_message
+from ..workflow.codec import (
+    MalformedMessageError,
+    canonical_json,
+    parse_message,
+    serialize_message,
+    serialize_model,
+)
 from ..workflow.events import EventType, WorkflowEvent
 from ..workflow.messages import (
     ActivityLogEntry,
@@ -67,6 +73,8 @@ class StepRunner:
         self.identity_provider = identity_provider
         self._namespace = namespace()
         self._queues: dict[tuple[str, bool], str] = {}
+        # One heartbeat timer for every step in flight, not one per step.
+        self._leases = LeaseGroup(lambda: heartbeat_interval(transport))
 
     def _queue(self, name: str, *, compensation: bool = False) -> str:
         """Queue of ``name`` (or of its compensation), cached: names are fixed per worker."""
@@ -128,7 +136,7 @@ class StepRunner:
             await self._reject(delivery, queue, reason, cid)
             return
         try:
-            claims = await self._claims(message)
+            claims = {} if message.obo_token is None else await self._claims(message)
         except InvalidTokenError as exc:
             fault = Fault(
                 activity=spec.name,
@@ -175,10 +183,13 @@ class StepRunner:
             )
         started_at, started = utcnow(), time.perf_counter()
         try:
-            with self._leased(delivery, cid):
+            self._leases.hold(delivery, cid)
+            try:
                 output = await _with_timeout(
                     activity.execute(ctx), spec.timeout or activity.timeout, spec.name
                 )
+            finally:
+                self._leases.release(delivery)
             output = to_jsonable_python(output)
             if not isinstance(output, _PLAIN_JSON):
                 canonical_json(output)  # fails the step now, not the forward later
@@ -230,15 +241,6 @@ class StepRunner:
             )
             return {}
 
-    def _leased(self, delivery: Delivery, correlation_id: str) -> LeaseKeeper:
-        """Keep the delivery's lease alive while the block runs (a timer, not a task per step).
-
-        A lost lease is logged once and the step carries on: its forwards keep their message
-        ids, so the copy running elsewhere is recognised.
-        """
-        interval = heartbeat_interval(self.transport)
-        return LeaseKeeper(interval, delivery, correlation_id=correlation_id)
-
     async def _completed(
         self,
         delivery: Delivery,
@@ -271,7 +273,7 @@ class StepRunner:
             )
         slip.variables = ctx.variables
         events: list[WorkflowEvent] = []
-        if any(sub.wants(EventType.ACTIVITY_COMPLETED) for sub in slip.subscriptions):
+        if self._wanted(message, EventType.ACTIVITY_COMPLETED):
             # Built only when subscribed: by default this per-hop event goes nowhere.
             events.append(
                 WorkflowEvent(
@@ -416,8 +418,11 @@ class StepRunner:
             return
         ctx = await self._compensation_context(delivery, message, entry)
         try:
-            with self._leased(delivery, cid):
+            self._leases.hold(delivery, cid)
+            try:
                 await _with_timeout(activity.run_compensation(ctx), activity.timeout, entry.name)
+            finally:
+                self._leases.release(delivery)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -555,6 +560,8 @@ class StepRunner:
         self, message: PaigeantMessage, events: list[WorkflowEvent], *, suffix: str | None = None
     ) -> list[Outgoing]:
         out: list[Outgoing] = []
+        if not events:
+            return out
         subscriptions = message.routing_slip.subscriptions
         traceparent = message.headers.get(TRACEPARENT)
         for event in events:
@@ -563,7 +570,7 @@ class StepRunner:
                 continue
             event.id = f"{message.message_id}.{suffix or event.type}"
             event.trace_id = trace_id(traceparent)
-            body = canonical_json(event.model_dump(mode="json", exclude_none=True))
+            body = serialize_model(event)
             try:
                 out.extend(
                     self.wire.seal_for(
@@ -579,9 +586,12 @@ class StepRunner:
         return out
 
 
-async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:
-    if timeout is None:
-        return await awaitable
+def _with_timeout(awaitable: Awaitable[Any], timeout: float | None, name: str) -> Awaitable[Any]:
+    """``awaitable`` as it is without a timeout (no extra coroutine per step), else bounded."""
+    return awaitable if timeout is None else _bounded(awaitable, timeout, name)
+
+
+async def _bounded(awaitable: Awaitable[Any], timeout: float, name: str) -> Any:
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -131,12 +132,15 @@ class Worker:
                     raise
                 task = asyncio.ensure_future(self._run_one(runner, delivery, queue))
                 self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-                task.add_done_callback(lambda _: slots.release())
+                task.add_done_callback(functools.partial(self._finished, slots))
         except StopAsyncIteration:
             return  # the transport disconnected
         finally:
             await deliveries.aclose()
+
+    def _finished(self, slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        slots.release()
 
     async def _run_one(self, runner: StepRunner, delivery: Delivery, queue: str) -> None:
         try:

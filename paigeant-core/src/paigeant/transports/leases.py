@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from ..errors import LeaseLostError
 from .base import Delivery, Transport
 
-__all__ = ["LeaseKeeper", "heartbeat_interval"]
+__all__ = ["LeaseGroup", "LeaseKeeper", "heartbeat_interval"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class LeaseKeeper:
     def __init__(self, interval: float, *deliveries: Delivery, correlation_id: str = "?") -> None:
         """Keep ``deliveries`` (and any held later) leased, beating every ``interval`` seconds."""
         self._interval = interval
-        self._loop = asyncio.get_running_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the running one, once entered
         self._timer: asyncio.TimerHandle | None = None
         self._beating: asyncio.Task[None] | None = None
         self._held: dict[Delivery, str] = dict.fromkeys(deliveries, correlation_id)
@@ -56,8 +57,12 @@ class LeaseKeeper:
         self._held.pop(delivery, None)
 
     def __enter__(self) -> LeaseKeeper:
-        self._timer = self._loop.call_later(self._interval, self._beat)
+        self._start()
         return self
+
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(self._interval, self._beat)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._timer is not None:
@@ -68,6 +73,7 @@ class LeaseKeeper:
             self._beating = None
 
     def _beat(self) -> None:
+        assert self._loop is not None  # a timer runs only once started
         self._timer = self._loop.call_later(self._interval, self._beat)
         if self._beating is not None and not self._beating.done():
             return  # the previous beat is still extending (a slow broker): do not pile up
@@ -101,3 +107,34 @@ class LeaseKeeper:
                     exc,
                     extra={"correlation_id": correlation_id},
                 )
+
+
+class LeaseGroup(LeaseKeeper):
+    """A LeaseKeeper for deliveries held a while each, such as a worker's running steps.
+
+    It is never entered: its timer starts with a hold while it is idle and stops at the
+    first beat that finds nothing held. A busy worker so keeps one timer for all its steps
+    (a hold and a release are dict operations, not a timer each) and an idle one keeps none.
+    A delivery is extended at the first beat after its hold, at most ``interval()`` seconds
+    later (asked each time the timer starts).
+    """
+
+    __slots__ = ("_interval_of",)
+
+    def __init__(self, interval: Callable[[], float]) -> None:
+        """Beat every ``interval()`` seconds while anything is held."""
+        super().__init__(0.0)
+        self._interval_of = interval
+
+    def hold(self, delivery: Delivery, correlation_id: str = "?") -> None:
+        """Keep ``delivery``'s lease until it is settled or released."""
+        self._held[delivery] = correlation_id
+        if self._timer is None:
+            self._interval = self._interval_of()
+            self._start()
+
+    def _beat(self) -> None:
+        if self._held or (self._beating is not None and not self._beating.done()):
+            super()._beat()
+        else:
+            self._timer = None  # idle: the next hold starts the timer again

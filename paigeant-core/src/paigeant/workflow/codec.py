@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import MessageTooLargeError
 from ..settings import max_message_bytes
@@ -19,6 +19,7 @@ __all__ = [
     "encode_message",
     "parse_message",
     "serialize_message",
+    "serialize_model",
 ]
 
 
@@ -26,14 +27,37 @@ class MalformedMessageError(ValueError):
     """Bytes that are not a valid paigeant message."""
 
 
+def _canonical_encoder(*, check_circular: bool) -> json.JSONEncoder:
+    return json.JSONEncoder(
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        check_circular=check_circular,
+    )
+
+
+#: Built once (``json.dumps`` with options builds an encoder on every call).
+_ENCODER = _canonical_encoder(check_circular=True)
+#: For pydantic's dumps: fresh trees that cannot hold a cycle (pydantic refuses to dump one).
+_TREE_ENCODER = _canonical_encoder(check_circular=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode a JSON-able value with sorted keys and no whitespace, as UTF-8."""
+    return _encode(_ENCODER, value)
+
+
+def _encode(encoder: json.JSONEncoder, value: Any) -> bytes:
     try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        return encoder.encode(value).encode("utf-8")
     except ValueError as exc:
         raise ValueError(f"value is not canonical JSON: {exc}") from exc
+
+
+def serialize_model(model: BaseModel) -> bytes:
+    """Return the canonical JSON bytes of a wire model (a message, an event), None fields left out."""
+    return _encode(_TREE_ENCODER, model.model_dump(mode="json", exclude_none=True))
 
 
 def check_size(data: bytes, limit: int | None = None) -> None:
@@ -55,7 +79,7 @@ def encode_message(message: PaigeantMessage, *, limit: int | None = None) -> byt
 
 def serialize_message(message: PaigeantMessage) -> bytes:
     """Return the canonical JSON bytes of ``message``; ``Wire.seal`` checks their size on send."""
-    return canonical_json(message.model_dump(mode="json", exclude_none=True))
+    return serialize_model(message)
 
 
 def decode_message(data: bytes, *, limit: int | None = None) -> PaigeantMessage:

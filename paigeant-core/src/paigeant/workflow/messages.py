@@ -89,17 +89,12 @@ class DepsEnvelope(_Model):
 class ActivitySpec(_Model):
     """One step of an itinerary: the activity type (also its queue) and its inputs."""
 
-    name: str
+    name: Annotated[str, AfterValidator(validate_activity_name)]
     arguments: dict[str, Any] = Field(default_factory=dict)
     prompt: str | None = None
     deps: DepsEnvelope | None = None
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0)
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, name: str) -> str:
-        return validate_activity_name(name)
 
     @field_validator("deps", mode="before")
     @classmethod

@@ -50,15 +50,8 @@ class Wire:
         delay: float = 0.0,
     ) -> Outgoing:
         """Return the Outgoing for canonical ``body``: size-checked, signed, with trace headers."""
-        (outgoing,) = self.seal_for(
-            [queue],
-            body,
-            message_id=message_id,
-            correlation_id=correlation_id,
-            traceparent=traceparent,
-            delay=delay,
-        )
-        return outgoing
+        headers = self._headers(body, correlation_id, traceparent)
+        return Outgoing(queue, body, message_id, headers, delay)
 
     def seal_for(
         self,
@@ -71,13 +64,18 @@ class Wire:
         delay: float = 0.0,
     ) -> list[Outgoing]:
         """Seal ``body`` once (size check, signature) and address it to each of ``queues``."""
+        headers = self._headers(body, correlation_id, traceparent)
+        return [Outgoing(queue, body, message_id, headers, delay) for queue in queues]
+
+    def _headers(self, body: bytes, correlation_id: str, traceparent: str | None) -> dict[str, str]:
+        """Check ``body``'s size and return its headers: correlation id, trace, signature."""
         check_size(body, self.max_bytes)
         headers = {CORRELATION_HEADER: correlation_id}
         if traceparent:
             headers[TRACEPARENT] = traceparent
         if self.signer is not None:
             headers[SIGNATURE_HEADER] = self.signer.sign(body)
-        return [Outgoing(queue, body, message_id, headers, delay) for queue in queues]
+        return headers
 
     def open(self, delivery: Delivery) -> bytes:
         """Return the verified body of ``delivery``; raise RejectedMessage with a reason otherwise."""
