@@ -8,7 +8,7 @@ import statistics
 import sys
 from typing import Any
 
-__all__ = ["peak_rss_mib", "percentile", "report"]
+__all__ = ["baseline_result", "peak_rss_mib", "percentile", "report"]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -30,3 +30,21 @@ def report(result: dict[str, Any], summary: str) -> None:
     json.dump(result, sys.stdout, indent=2, sort_keys=True)
     print()
     print(summary, file=sys.stderr)
+
+
+def baseline_result(
+    name: str, workflows: int, steps: int, concurrency: int, elapsed: float
+) -> dict[str, Any]:
+    """A baseline's result in ``hops.py``'s shape (no signer, no per-hop latencies)."""
+    return {
+        "transport": name,
+        "signer": "n/a",
+        "workflows": workflows,
+        "steps": steps,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 3),
+        "hops_per_second": round(workflows * steps / elapsed, 1),
+        "workflows_per_second": round(workflows / elapsed, 1),
+        "hop_latency_p50_ms": None,
+        "hop_latency_p99_ms": None,
+    }

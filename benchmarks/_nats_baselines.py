@@ -19,6 +19,8 @@ import time
 import uuid
 from typing import Any
 
+from _common import baseline_result
+
 __all__ = ["baselines", "faststream_hops", "raw_nats_hops"]
 
 BATCH = 32
@@ -99,7 +101,7 @@ async def raw_nats_hops(
     for stream in streams:
         await js.delete_stream(stream)
     await client.close()
-    return _result("raw-nats-py", workflows, steps, concurrency, elapsed)
+    return baseline_result("raw-nats-py", workflows, steps, concurrency, elapsed)
 
 
 async def faststream_hops(
@@ -150,21 +152,4 @@ async def faststream_hops(
     for stream in streams:
         await client.jsm().delete_stream(stream.name)
     await client.close()
-    return _result("faststream", workflows, steps, concurrency, elapsed)
-
-
-def _result(
-    name: str, workflows: int, steps: int, concurrency: int, elapsed: float
-) -> dict[str, Any]:
-    return {
-        "transport": name,
-        "signer": "n/a",
-        "workflows": workflows,
-        "steps": steps,
-        "concurrency": concurrency,
-        "seconds": round(elapsed, 3),
-        "hops_per_second": round(workflows * steps / elapsed, 1),
-        "workflows_per_second": round(workflows / elapsed, 1),
-        "hop_latency_p50_ms": None,
-        "hop_latency_p99_ms": None,
-    }
+    return baseline_result("faststream", workflows, steps, concurrency, elapsed)

@@ -20,6 +20,8 @@ import time
 import uuid
 from typing import Any
 
+from _common import baseline_result
+
 __all__ = ["baselines", "faststream_hops", "raw_aio_pika_hops"]
 
 _QUORUM = {"x-queue-type": "quorum"}
@@ -84,7 +86,7 @@ async def raw_aio_pika_hops(
     for name in names:
         await publisher.queue_delete(name)
     await connection.close()
-    return _result("raw-aio-pika", workflows, steps, concurrency, elapsed)
+    return baseline_result("raw-aio-pika", workflows, steps, concurrency, elapsed)
 
 
 async def faststream_hops(
@@ -130,21 +132,4 @@ async def faststream_hops(
     for queue in queues:
         await channel.queue_delete(queue.name)
     await connection.close()
-    return _result("faststream", workflows, steps, concurrency, elapsed)
-
-
-def _result(
-    name: str, workflows: int, steps: int, concurrency: int, elapsed: float
-) -> dict[str, Any]:
-    return {
-        "transport": name,
-        "signer": "n/a",
-        "workflows": workflows,
-        "steps": steps,
-        "concurrency": concurrency,
-        "seconds": round(elapsed, 3),
-        "hops_per_second": round(workflows * steps / elapsed, 1),
-        "workflows_per_second": round(workflows / elapsed, 1),
-        "hop_latency_p50_ms": None,
-        "hop_latency_p99_ms": None,
-    }
+    return baseline_result("faststream", workflows, steps, concurrency, elapsed)

@@ -15,6 +15,8 @@ import time
 import uuid
 from typing import Any
 
+from _common import baseline_result
+
 __all__ = ["baselines", "faststream_hops", "raw_redis_hops"]
 
 
@@ -67,7 +69,7 @@ async def raw_redis_hops(
     await asyncio.gather(*tasks, return_exceptions=True)
     await client.delete(*streams)
     await client.aclose()
-    return _result("raw-redis-py", workflows, steps, concurrency, elapsed)
+    return baseline_result("raw-redis-py", workflows, steps, concurrency, elapsed)
 
 
 async def faststream_hops(
@@ -110,21 +112,4 @@ async def faststream_hops(
     client = redis.from_url(url)
     await client.delete(*streams)
     await client.aclose()
-    return _result("faststream", workflows, steps, concurrency, elapsed)
-
-
-def _result(
-    name: str, workflows: int, steps: int, concurrency: int, elapsed: float
-) -> dict[str, Any]:
-    return {
-        "transport": name,
-        "signer": "n/a",
-        "workflows": workflows,
-        "steps": steps,
-        "concurrency": concurrency,
-        "seconds": round(elapsed, 3),
-        "hops_per_second": round(workflows * steps / elapsed, 1),
-        "workflows_per_second": round(workflows / elapsed, 1),
-        "hop_latency_p50_ms": None,
-        "hop_latency_p99_ms": None,
-    }
+    return baseline_result("faststream", workflows, steps, concurrency, elapsed)
