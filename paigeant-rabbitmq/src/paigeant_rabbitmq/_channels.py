@@ -10,7 +10,7 @@ from aiormq.abc import AbstractChannel as RawChannel
 
 from paigeant import TransportConnectionError
 
-from ._link import Link
+from ._link import Link, close_quietly
 
 __all__ = ["KeptChannel"]
 
@@ -74,19 +74,10 @@ class KeptChannel:
         """Drop the channel (it failed), closing it in the background; ``get()`` opens another."""
         channel, self._channel, self._raw = self._channel, None, None
         if channel is not None and not channel.is_closed:
-            self._link.spawn(_close_quietly(channel))
+            self._link.spawn(close_quietly(channel))
 
     async def close(self) -> None:
         """Close the channel if it is open."""
         channel, self._channel, self._raw = self._channel, None, None
         if channel is not None and not channel.is_closed:
-            await _close_quietly(channel)
-
-
-async def _close_quietly(channel: AbstractChannel) -> None:
-    try:
-        await asyncio.wait_for(channel.close(), 5)
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # the connection is going anyway
-        pass
+            await close_quietly(channel)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity
 
-from ._headers import attempt_of, broker_dead_letter, message_id_of, user_headers
+from ._headers import attempt_of, delivered_headers, message_id_of
 from ._link import CONNECTION_ERRORS, LinkClosedError
 from ._names import is_dead_letter_queue
 from ._session import Session
@@ -117,10 +117,10 @@ class ConsumeLoop:
         table = properties.headers
         body = message.body
         attempt = attempt_of(table)
-        headers = user_headers(table)
         transport = self.transport
-        if self._reads_dead_letters:
-            headers = broker_dead_letter(table, headers, attempt=transport.delivery_limit + 1)
+        headers = delivered_headers(
+            table, dead_letters=self._reads_dead_letters, delivery_limit=transport.delivery_limit
+        )
         tag = message.delivery_tag
         assert tag is not None  # a Basic.Deliver always has one
         delivery = RabbitMQDelivery(

@@ -22,6 +22,7 @@ __all__ = [
     "BROKER_REASONS",
     "attempt_of",
     "broker_dead_letter",
+    "delivered_headers",
     "message_id_of",
     "properties",
     "user_headers",
@@ -93,6 +94,18 @@ def attempt_of(table: Mapping[str, Any] | None) -> int:
         return 1
     counted = max(_int(table.get("x-delivery-count")), _int(table.get("x-acquired-count")))
     return _int(table.get(ATTEMPTS_HEADER)) + counted + 1
+
+
+def delivered_headers(
+    table: Mapping[str, Any] | None, *, dead_letters: bool, delivery_limit: int
+) -> dict[str, str]:
+    """The headers a consumer sees: the message's own, and on a dead-letter queue
+    (``dead_letters``) the contract's headers mapped from a broker-made dead letter's x-death.
+    """
+    headers = user_headers(table)
+    if dead_letters:
+        headers = broker_dead_letter(table, headers, attempt=delivery_limit + 1)
+    return headers
 
 
 def broker_dead_letter(

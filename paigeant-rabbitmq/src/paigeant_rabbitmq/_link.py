@@ -17,18 +17,26 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import AMQPError, ProbableAuthenticationError
 
 from paigeant import TransportConnectionError
 
-__all__ = ["CONNECTION_ERRORS", "Link", "LinkClosedError", "redact"]
+__all__ = [
+    "CONNECTION_ERRORS",
+    "TIMEOUT_OR_CONNECTION_ERRORS",
+    "Link",
+    "LinkClosedError",
+    "close_quietly",
+    "redact",
+]
 
 logger = logging.getLogger(__name__)
 
 #: What a broken or unreachable connection raises from aio-pika and aiormq.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPError, OSError, RuntimeError)
-_CONNECT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
+#: CONNECTION_ERRORS plus a timeout: what a bounded broker round trip may raise.
+TIMEOUT_OR_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
 _T = TypeVar("_T")
 #: Pauses between reconnect attempts: doubling from the first to the last.
 _FIRST_BACKOFF, _LAST_BACKOFF = 0.1, 2.0
@@ -102,7 +110,7 @@ class Link:
             return await asyncio.wait_for(aio_pika.connect(self.url, timeout=timeout), timeout)
         except asyncio.CancelledError:
             raise
-        except _CONNECT_ERRORS as exc:
+        except TIMEOUT_OR_CONNECTION_ERRORS as exc:
             raise TransportConnectionError(
                 f"cannot connect to RabbitMQ at {self.host} ({self.safe_url}): "
                 f"{self._describe(exc)}"
@@ -208,7 +216,7 @@ class Link:
                     self._outage_logged = True
             else:
                 if self._closed:
-                    await _close_quietly(connection)
+                    await close_quietly(connection)
                     continue
                 self._install(connection)
                 return connection
@@ -232,23 +240,24 @@ class Link:
         """Note that ``connection`` failed; the next ``connection()`` call opens another."""
         if connection is not None and connection is self._connection:
             self._connection = None
-            self.spawn(_close_quietly(connection))
+            self.spawn(close_quietly(connection))
 
     async def close(self) -> None:
         """Close the connection; idempotent. No connection is made after this."""
         self._closed = True
         connection, self._connection = self._connection, None
         if connection is not None:
-            await _close_quietly(connection)
+            await close_quietly(connection)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _close_quietly(connection: AbstractConnection) -> None:
+async def close_quietly(closable: AbstractConnection | AbstractChannel) -> None:
+    """Close a connection or channel within 5 s; one already broken needs nothing more."""
     try:
-        await asyncio.wait_for(connection.close(), 5)
+        await asyncio.wait_for(closable.close(), 5)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # already broken: nothing to do
-        logger.debug("closing a RabbitMQ connection: %r", exc)
+        logger.debug("closing a RabbitMQ %s: %r", type(closable).__name__, exc)

@@ -26,7 +26,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import AbstractChannel as RawChannel
 from aiormq.abc import DeliveredMessage
 
-from ._link import CONNECTION_ERRORS
+from ._link import CONNECTION_ERRORS, TIMEOUT_OR_CONNECTION_ERRORS, close_quietly
 from .delivery import RabbitMQDelivery
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 logger = logging.getLogger(__name__)
-
-_TIMEOUT_OR_CONNECTION: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
 
 
 class Session:
@@ -282,7 +280,7 @@ class Session:
                 await asyncio.wait_for(raw.basic_cancel(tag), 5)
             except asyncio.CancelledError:
                 raise
-            except _TIMEOUT_OR_CONNECTION:
+            except TIMEOUT_OR_CONNECTION_ERRORS:
                 pass
             self._consumer_tag = None
         await self.give_back()  # everything pushed before the cancel took effect
@@ -295,11 +293,6 @@ class Session:
             self._reaper.cancel()
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
-            try:
-                await asyncio.wait_for(channel.close(), 5)
-            except asyncio.CancelledError:
-                raise
-            except _TIMEOUT_OR_CONNECTION:
-                pass
+            await close_quietly(channel)
         self._raw = None
         self._on_closed()

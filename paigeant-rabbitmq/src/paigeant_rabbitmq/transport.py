@@ -15,7 +15,7 @@ from paigeant import Delivery, QueueStats, Transport, dead_letter_headers, dead_
 
 from ._consumer import ConsumeLoop
 from ._errors import UnroutableError
-from ._headers import attempt_of, broker_dead_letter, message_id_of, properties, user_headers
+from ._headers import attempt_of, delivered_headers, message_id_of, properties
 from ._link import Link, redact
 from ._names import (
     DELAY_LEVELS,
@@ -194,9 +194,9 @@ class RabbitMQTransport(Transport):
         """Publish a copy of ``message`` (pushed, never handed out) with its true attempt count."""
         props, body = message.header.properties, message.body
         table = props.headers
-        headers = user_headers(table)
-        if is_dead_letter_queue(queue):
-            headers = broker_dead_letter(table, headers, attempt=self.delivery_limit + 1)
+        headers = delivered_headers(
+            table, dead_letters=is_dead_letter_queue(queue), delivery_limit=self.delivery_limit
+        )
         copy = properties(message_id_of(props, body), headers, attempts=attempt_of(table) - 1)
         await self._send(queue, body, copy, 0.0)
 
