@@ -33,9 +33,12 @@ def report(result: dict[str, Any], summary: str) -> None:
 
 
 def baseline_result(
-    name: str, workflows: int, steps: int, concurrency: int, elapsed: float
+    name: str, workflows: int, steps: int, concurrency: int, elapsed: float, cpu: float
 ) -> dict[str, Any]:
-    """A baseline's result in ``hops.py``'s shape (no signer, no per-hop latencies)."""
+    """A baseline's result in ``hops.py``'s shape (no signer, no per-hop latencies).
+
+    ``cpu`` is this process's CPU time over ``elapsed`` (``time.process_time``).
+    """
     return {
         "transport": name,
         "signer": "n/a",
@@ -45,6 +48,7 @@ def baseline_result(
         "seconds": round(elapsed, 3),
         "hops_per_second": round(workflows * steps / elapsed, 1),
         "workflows_per_second": round(workflows / elapsed, 1),
+        "cpu_us_per_hop": round(cpu / (workflows * steps) * 1e6, 1),
         "hop_latency_p50_ms": None,
         "hop_latency_p99_ms": None,
     }

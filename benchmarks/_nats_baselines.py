@@ -90,18 +90,20 @@ async def raw_nats_hops(
 
     body = b"x" * body_bytes
     started = time.perf_counter()
+    cpu_started = time.process_time()
     fetchers = [asyncio.ensure_future(fetcher(i)) for i in range(steps)]
     for _ in range(workflows):
         await js.publish(subjects[0], body, headers={"Nats-Msg-Id": uuid.uuid4().hex})
     await finished.wait()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     for task in fetchers:
         task.cancel()
     await asyncio.gather(*fetchers, *running, return_exceptions=True)
     for stream in streams:
         await js.delete_stream(stream)
     await client.close()
-    return baseline_result("raw-nats-py", workflows, steps, concurrency, elapsed)
+    return baseline_result("raw-nats-py", workflows, steps, concurrency, elapsed, cpu)
 
 
 async def faststream_hops(
@@ -144,12 +146,14 @@ async def faststream_hops(
     async with broker:
         await broker.start()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         for _ in range(workflows):
             await broker.publish(body, subjects[0], stream=streams[0].name)
         await finished.wait()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     client = await nats.connect(url, error_cb=_quiet)
     for stream in streams:
         await client.jsm().delete_stream(stream.name)
     await client.close()
-    return baseline_result("faststream", workflows, steps, concurrency, elapsed)
+    return baseline_result("faststream", workflows, steps, concurrency, elapsed, cpu)

@@ -75,18 +75,20 @@ async def raw_aio_pika_hops(
     tags = [await queue.consume(make_handler(index)) for index, queue in enumerate(queues)]
     body = b"x" * body_bytes
     started = time.perf_counter()
+    cpu_started = time.process_time()
     for _ in range(workflows):
         await publisher.default_exchange.publish(
             aio_pika.Message(body, message_id=uuid.uuid4().hex), routing_key=names[0]
         )
     await finished.wait()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     for queue, consumer_tag in zip(queues, tags, strict=True):
         await queue.cancel(consumer_tag)
     for name in names:
         await publisher.queue_delete(name)
     await connection.close()
-    return baseline_result("raw-aio-pika", workflows, steps, concurrency, elapsed)
+    return baseline_result("raw-aio-pika", workflows, steps, concurrency, elapsed, cpu)
 
 
 async def faststream_hops(
@@ -123,13 +125,15 @@ async def faststream_hops(
     async with broker:
         await broker.start()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         for _ in range(workflows):
             await broker.publish(body, queue=queues[0])
         await finished.wait()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     connection = await aio_pika.connect(url)
     channel = await connection.channel()
     for queue in queues:
         await channel.queue_delete(queue.name)
     await connection.close()
-    return baseline_result("faststream", workflows, steps, concurrency, elapsed)
+    return baseline_result("faststream", workflows, steps, concurrency, elapsed, cpu)

@@ -61,15 +61,17 @@ async def raw_redis_hops(
                         finished.set()
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     tasks = [asyncio.ensure_future(consumer(n)) for n in range(concurrency)]
     for _ in range(workflows):
         await client.xadd(streams[0], {"b": body})
     await finished.wait()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     await asyncio.gather(*tasks, return_exceptions=True)
     await client.delete(*streams)
     await client.aclose()
-    return baseline_result("raw-redis-py", workflows, steps, concurrency, elapsed)
+    return baseline_result("raw-redis-py", workflows, steps, concurrency, elapsed, cpu)
 
 
 async def faststream_hops(
@@ -103,13 +105,15 @@ async def faststream_hops(
     async with broker:
         await broker.start()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         for _ in range(workflows):
             await broker.publish(body, stream=streams[0])
         await finished.wait()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     import redis.asyncio as redis
 
     client = redis.from_url(url)
     await client.delete(*streams)
     await client.aclose()
-    return baseline_result("faststream", workflows, steps, concurrency, elapsed)
+    return baseline_result("faststream", workflows, steps, concurrency, elapsed, cpu)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,16 +110,51 @@ def test_canonical_json_is_sorted_and_compact() -> None:
     )
 
 
-def test_canonical_json_rejects_nan() -> None:
-    with pytest.raises(ValueError, match="canonical JSON"):
-        canonical_json({"x": float("nan")})
+@dataclass
+class _Point:
+    x: float
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"x": float("nan")},
+        [1.0, {"deep": [float("inf")]}],
+        (None, -math.inf),
+        {"point": _Point(float("nan"))},
+    ],
+    ids=["nan", "nested-infinity", "tuple", "in-a-dataclass"],
+)
+def test_canonical_json_rejects_nan_and_infinities(value: Any) -> None:
+    with pytest.raises(ValueError, match="canonical JSON: NaN and infinities"):
+        canonical_json(value)
+
+
+def test_canonical_json_keeps_nulls_that_are_nulls() -> None:
+    assert canonical_json({"a": None, "b": [1.5, None]}) == b'{"a":null,"b":[1.5,null]}'
 
 
 def test_canonical_json_is_stable_through_a_round_trip() -> None:
     value = {"f": [1e16, 0.1, -0.0, 1e-7, 1e-5], "s": "é\u2028\n", "k": {"2": 1, "10": 2}}
     once = canonical_json(value)
-    assert once.startswith(b'{"f":[1e+16,0.1,-0.0,1e-07,1e-05]')
+    assert once.startswith(b'{"f":[1e+16,0.1,-0.0,1e-7,0.00001]')
     assert canonical_json(json.loads(once)) == once
+
+
+def test_canonical_json_encodes_what_orjson_refuses_the_same_way_every_time() -> None:
+    value = {"big": 2**70, "deep": [[[[1]]]], "b": 0.5}
+    once = canonical_json(value)
+    assert once == b'{"b":0.5,"big":1180591620717411303424,"deep":[[[[1]]]]}'
+    assert canonical_json(json.loads(once)) == once
+    nested: Any = 1
+    for _ in range(300):  # deeper than orjson's 255 levels
+        nested = [nested]
+    assert canonical_json(nested) == b"[" * 300 + b"1" + b"]" * 300
+
+
+def test_canonical_json_names_what_cannot_be_encoded() -> None:
+    with pytest.raises(ValueError, match="canonical JSON"):
+        canonical_json({"x": object()})
 
 
 def test_message_id_is_deterministic_per_hop() -> None:

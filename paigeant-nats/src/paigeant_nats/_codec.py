@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+import orjson
+
 from paigeant import MessageTooLargeError
 
 __all__ = [
@@ -39,7 +41,7 @@ DUE = "Paigeant-Due"
 #: JetStream's deduplication id.
 NATS_MSG_ID = "Nats-Msg-Id"
 
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+_ascii_json = json.JSONEncoder(separators=(",", ":")).encode
 _SAFE_ID = re.compile(r"[!-~](?:[ -~]*[!-~])?")  # printable ASCII, no edge spaces
 _FRAME = len(b"NATS/1.0\r\n") + len(b"\r\n")
 
@@ -67,9 +69,7 @@ def encode(
     else:
         nats_headers = {MESSAGE_ID: json.dumps(message_id)}
     if headers:
-        nats_headers[HEADERS] = _compact_json(
-            headers if isinstance(headers, dict) else dict(headers)
-        )
+        nats_headers[HEADERS] = _headers_json(headers)
     if attempt_base:
         nats_headers[ATTEMPT_BASE] = str(int(attempt_base))
     if due_ms is not None:
@@ -77,6 +77,13 @@ def encode(
     if dedup_id is not None:
         nats_headers[NATS_MSG_ID] = dedup_id
     return nats_headers
+
+
+def _headers_json(headers: Mapping[str, str]) -> str:
+    """Compact JSON of ``headers``, ASCII only (non-ASCII escaped as the standard library does)."""
+    plain = headers if isinstance(headers, dict) else dict(headers)
+    encoded = orjson.dumps(plain).decode()
+    return encoded if encoded.isascii() else _ascii_json(plain)
 
 
 def check_size(body: bytes, headers: Mapping[str, str], max_payload: int, queue: str) -> None:
@@ -109,7 +116,7 @@ def decode(headers: Mapping[str, str] | None) -> tuple[str, dict[str, str], int]
     try:
         message_id = json.loads(raw_id) if raw_id.startswith('"') else raw_id
         raw = headers.get(HEADERS)
-        user = json.loads(raw) if raw else {}
+        user = orjson.loads(raw) if raw else {}
         if not isinstance(message_id, str) or not isinstance(user, dict):
             raise ValueError("wrong JSON types")
         base = int(headers.get(ATTEMPT_BASE) or 0)

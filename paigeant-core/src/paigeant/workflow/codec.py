@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ..errors import MessageTooLargeError
 from ..settings import max_message_bytes
@@ -27,37 +30,61 @@ class MalformedMessageError(ValueError):
     """Bytes that are not a valid paigeant message."""
 
 
-def _canonical_encoder(*, check_circular: bool) -> json.JSONEncoder:
-    return json.JSONEncoder(
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        check_circular=check_circular,
-    )
-
-
-#: Built once (``json.dumps`` with options builds an encoder on every call).
-_ENCODER = _canonical_encoder(check_circular=True)
-#: For pydantic's dumps: fresh trees that cannot hold a cycle (pydantic refuses to dump one).
-_TREE_ENCODER = _canonical_encoder(check_circular=False)
+#: orjson's canonical form: sorted keys, no whitespace, UTF-8, UTC datetimes ending in ``Z``.
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+#: For what orjson refuses (integers beyond 64 bits, nesting deeper than 255): the same sorted,
+#: compact form from the standard library, built once (``json.dumps`` builds one per call).
+_FALLBACK = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=to_jsonable_python,
+)
 
 
 def canonical_json(value: Any) -> bytes:
-    """Encode a JSON-able value with sorted keys and no whitespace, as UTF-8."""
-    return _encode(_ENCODER, value)
+    """Encode a JSON-able value with sorted keys and no whitespace, as UTF-8.
 
-
-def _encode(encoder: json.JSONEncoder, value: Any) -> bytes:
+    The same value always gives the same bytes. NaN and infinities are refused
+    (``ValueError``): JSON has no such numbers.
+    """
     try:
-        return encoder.encode(value).encode("utf-8")
-    except ValueError as exc:
+        data = orjson.dumps(value, default=to_jsonable_python, option=_ORJSON_OPTIONS)
+    except TypeError:
+        data = _fallback(value)
+    if b"null" in data and _has_non_finite(value):  # orjson writes NaN and infinities as null
+        raise ValueError("value is not canonical JSON: NaN and infinities are not JSON numbers")
+    return data
+
+
+def _fallback(value: Any) -> bytes:
+    try:
+        return _FALLBACK.encode(value).encode("utf-8")
+    except (TypeError, ValueError, PydanticSerializationError) as exc:
         raise ValueError(f"value is not canonical JSON: {exc}") from exc
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a float NaN or infinity hides anywhere in ``value``, objects orjson converts too."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif not isinstance(item, (str, int, type(None))):
+            pending.append(to_jsonable_python(item))  # a dataclass, a model: its JSON form
+    return False
 
 
 def serialize_model(model: BaseModel) -> bytes:
     """Return the canonical JSON bytes of a wire model (a message, an event), None fields left out."""
-    return _encode(_TREE_ENCODER, model.model_dump(mode="json", exclude_none=True))
+    return canonical_json(model.model_dump(exclude_none=True))
 
 
 def check_size(data: bytes, limit: int | None = None) -> None:
