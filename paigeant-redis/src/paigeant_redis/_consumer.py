@@ -86,7 +86,10 @@ class ConsumeLoop:
         self._failures = 0
         self._read_task: asyncio.Future[Any] | None = None
         self._stopping = False
-        self.released = False
+        #: Why this loop gave back what it held (None while it runs): its deliveries' leases
+        #: are gone from then on.
+        self.released_because: str | None = None
+        self._release_failed = False
 
     # -- liveness and errors ----------------------------------------------------------------
 
@@ -276,11 +279,7 @@ class ConsumeLoop:
 
     async def _read(self, want: int, block_ms: int) -> list[RedisDelivery]:
         """XREADGROUP new entries, blocking at most ``block_ms``; markers are noted, not returned."""
-        task = asyncio.ensure_future(
-            self.connection.xreadgroup(
-                CONSUMER_GROUP, self.name, {self.stream: ">"}, count=want, block=block_ms
-            )
-        )
+        task = asyncio.ensure_future(self._xreadgroup(want, block_ms))
         self._read_task = task
         try:
             response = await task
@@ -314,6 +313,17 @@ class ConsumeLoop:
                 continue
             batch.append(self._delivery(entry_id, body, message_id, headers, base, 1))
         return batch
+
+    async def _xreadgroup(self, want: int, block_ms: int) -> Any:
+        """XREADGROUP up to ``want`` new entries, blocking at most ``block_ms``.
+
+        redis-py's ``xreadgroup`` returns a coroutine wrapping another one; it is only created
+        once this one runs, so a read task cancelled before it started (stop() right after the
+        read began) leaves no never-awaited coroutine behind (a RuntimeWarning).
+        """
+        return await self.connection.xreadgroup(
+            CONSUMER_GROUP, self.name, {self.stream: ">"}, count=want, block=block_ms
+        )
 
     def _delivery(
         self,
@@ -376,11 +386,31 @@ class ConsumeLoop:
         """Give this loop's own connection back (a no-op once the transport disconnected)."""
         await self.transport.close_own_connection(self.connection)
 
-    async def release(self, client: Redis) -> None:
-        """Make everything this loop holds claimable at once by the queue's other consumers."""
+    @property
+    def released(self) -> bool:
+        """Whether ``release()`` gave back what this loop held (its leases are gone)."""
+        return self.released_because is not None
+
+    @property
+    def lease_gone(self) -> str | None:
+        """Why this loop's deliveries no longer hold their leases, or None while they may."""
+        because = self.released_because
+        if because is None:
+            if self.alive:
+                return None
+            because = "the transport disconnected"  # disconnect() is releasing the loop
+        if self._release_failed:
+            return f"{because}; the message is redelivered once visibility_timeout runs out"
+        return f"{because} and the message was released for redelivery"
+
+    async def release(self, client: Redis, *, because: str) -> None:
+        """Make everything this loop holds claimable at once by the queue's other consumers.
+
+        ``because`` (say, "the transport disconnected") is what a later ``extend()`` reports.
+        """
         if self.released:
             return
-        self.released = True
+        self.released_because = because
         delivered = self._delivered_ids()
         try:
             released = await self.transport.scripts_for(client).release(
@@ -395,6 +425,7 @@ class ConsumeLoop:
                 self.name,
                 exc,
             )
+            self._release_failed = True
             return
         if released:
             logger.debug("released %s entries of %s held by %s", released, self.queue, self.name)

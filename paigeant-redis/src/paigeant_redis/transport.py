@@ -193,6 +193,7 @@ class RedisTransport(Transport):
         self._own_pool = ConnectionPool.from_url(self.url, **options)
         self._scripts = Scripts(client)
         self._client = client
+        self.acks.open()
         logger.debug("connected to Redis at %s", self.safe_url)
 
     def own_connection(self) -> Redis:
@@ -215,20 +216,21 @@ class RedisTransport(Transport):
     async def disconnect(self) -> None:
         """Stop every consume() loop, release what they hold for redelivery, close the pools.
 
-        Acks made before the call are sent first; a concurrent connect() waits for it to end.
+        Acks made before the call are sent first; an ack made once it has begun (or after it)
+        raises TransportConnectionError and its message is redelivered. A concurrent connect()
+        waits for it to end.
         """
         async with self._connecting:
             client = self._client
             if client is None:
                 return
-            await self.acks.drain()
-            await self.acks.close()
+            await self.acks.close()  # refuses new acks, sends those already made
             self._client = None
             loops = list(self._loops)
             for loop in loops:
                 await loop.stop()
             for loop in loops:
-                await loop.release(client)
+                await loop.release(client, because="the transport disconnected")
             self._scripts = None
             own_pool, self._own_pool = self._own_pool, None
             if own_pool is not None:
@@ -352,7 +354,7 @@ class RedisTransport(Transport):
         finally:
             self._loops.discard(loop)
             if loop.alive:
-                await loop.release(client)
+                await loop.release(client, because="its consume() loop was closed")
             await loop.close()
 
     async def delete_queue(self, queue: str) -> None:
