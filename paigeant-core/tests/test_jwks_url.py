@@ -289,9 +289,7 @@ async def test_expired_keys_are_served_at_once_while_one_refresh_runs(
 async def test_a_failing_refresh_serves_stale_keys_until_the_maximum_staleness(
     server: JwksServer, first_key: SigningKey, caplog: pytest.LogCaptureFixture
 ) -> None:
-    identity = provider(
-        server, jwks_cache_ttl=0.2, jwks_max_stale=0.6, jwks_refetch_interval=0
-    )
+    identity = provider(server, jwks_cache_ttl=0.2, jwks_max_stale=0.6, jwks_refetch_interval=0)
     token = first_key.token()
     await identity.validate_async(token)
     fetched = time.monotonic()

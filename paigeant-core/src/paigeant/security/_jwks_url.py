@@ -165,8 +165,7 @@ class UrlJwks:
                 f"used (cache TTL {self.cache_ttl:g}s + maximum staleness {self.max_stale:g}s)"
             )
         return IdentityProviderUnavailableError(
-            f"cannot fetch the JWKS from {self.what} ({self._failure}){cached}; "
-            "the step is retried"
+            f"cannot fetch the JWKS from {self.what} ({self._failure}){cached}; the step is retried"
         )
 
     # -- fetching ----------------------------------------------------------------------------
