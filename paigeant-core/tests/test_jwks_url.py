@@ -1,4 +1,8 @@
-"""The jwt provider with a JWKS URL: fetched off the event loop, cached, rotated, rate-limited."""
+"""The jwt provider with a JWKS URL: fetched off the event loop, cached, rotated, rate-limited.
+
+Expired keys are served while one background refresh runs, up to a maximum staleness; the
+fetch thread is a daemon, so a hanging issuer never delays interpreter exit.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ import asyncio
 import http.server
 import json
 import logging
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
@@ -28,6 +36,9 @@ from paigeant import (
     WorkflowDispatcher,
     activity,
 )
+from paigeant.errors import ConfigurationError
+
+JWKS_LOGGER = "paigeant.security._jwks_url"
 
 
 class JwksServer:
@@ -100,6 +111,19 @@ def provider(server: JwksServer, **options: Any) -> JwtIdentityProvider:
     return JwtIdentityProvider(jwks=server.url, audience="paigeant", **options)
 
 
+async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the background fetch"
+        await asyncio.sleep(0.01)
+
+
+def fetches(caplog: pytest.LogCaptureFixture) -> int:
+    """How many JWKS fetches have finished successfully, by their log lines."""
+    return sum("fetched the JWKS" in record.getMessage() for record in caplog.records)
+
+
 async def test_keys_are_fetched_once_shared_and_cached(
     server: JwksServer, first_key: SigningKey
 ) -> None:
@@ -156,8 +180,8 @@ async def test_keys_expire_and_a_failing_issuer_keeps_the_cached_ones(
     server.failing = True
     caplog.set_level(logging.WARNING)
     assert (await identity.validate_async(token))["sub"] == "user-42"
+    await until(lambda: "cannot fetch the JWKS" in caplog.text)
     assert server.requests == 2, "expired keys were not fetched again"
-    assert "cannot fetch the JWKS" in caplog.text
 
 
 async def test_unreachable_jwks_url_is_unavailable_not_invalid(
@@ -233,3 +257,118 @@ async def test_a_slow_jwks_endpoint_does_not_stall_other_steps(
     assert finished[waiting] - started >= 1.9
     assert lag < 0.5, f"the event loop stalled for {lag:.2f}s"
     assert server.requests == 1
+
+
+async def test_expired_keys_are_served_at_once_while_one_refresh_runs(
+    server: JwksServer, first_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=JWKS_LOGGER)
+    identity = provider(server, jwks_cache_ttl=0.2)
+    old_token = first_key.token()
+    await identity.validate_async(old_token)
+    second_key = SigningKey("k2")
+    server.keys = [second_key.jwk]  # what the refresh will bring
+    server.delay = 0.6  # and the issuer is slow
+    await asyncio.sleep(0.25)  # the cached keys have expired
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(identity.validate_async(old_token) for _ in range(20)),
+        *(asyncio.to_thread(identity.validate, old_token) for _ in range(5)),
+    )
+    elapsed = time.monotonic() - started
+    assert all(claims["sub"] == "user-42" for claims in results)
+    assert elapsed < 0.3, f"expired keys waited {elapsed:.2f}s for the slow refresh"
+    await until(lambda: fetches(caplog) == 2)
+    assert server.requests == 2, "concurrent callers did not share one background refresh"
+    assert (await identity.validate_async(second_key.token()))["sub"] == "user-42"
+    with pytest.raises(IdentityProviderUnavailableError, match="fetched again"):
+        await identity.validate_async(old_token)  # the refresh replaced k1 by k2
+    assert server.requests == 2
+
+
+async def test_a_failing_refresh_serves_stale_keys_until_the_maximum_staleness(
+    server: JwksServer, first_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    identity = provider(server, jwks_cache_ttl=0.2, jwks_max_stale=0.6, jwks_refetch_interval=0)
+    token = first_key.token()
+    await identity.validate_async(token)
+    fetched = time.monotonic()
+    server.failing = True
+    await asyncio.sleep(0.25)
+    assert (await identity.validate_async(token))["sub"] == "user-42"  # stale, refreshing
+    await until(lambda: "cannot fetch the JWKS" in caplog.text)
+    assert server.requests == 2
+    assert identity.validate(token)["sub"] == "user-42"  # refresh failed: still served
+    await asyncio.sleep(fetched + 0.9 - time.monotonic())  # past TTL + maximum staleness
+    server.delay = 0.3
+    started = time.monotonic()
+    with pytest.raises(IdentityProviderUnavailableError) as info:
+        await identity.validate_async(token)
+    assert time.monotonic() - started >= 0.25, "too stale keys did not wait for the fetch"
+    message = str(info.value)
+    assert "cannot fetch the JWKS from PAIGEANT_OBO_JWKS" in message
+    assert "past the 0.8s they may be used" in message
+    assert "maximum staleness 0.6s" in message
+    with pytest.raises(IdentityProviderUnavailableError, match="maximum staleness"):
+        identity.validate(token)  # the sync API too
+    server.failing, server.delay = False, 0.0
+    assert (await identity.validate_async(token))["sub"] == "user-42"  # fetched afresh
+
+
+async def test_maximum_staleness_from_the_environment(
+    server: JwksServer, first_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAIGEANT_OBO_JWKS_MAX_STALE", "0")  # expired keys are never served
+    identity = provider(server, jwks_cache_ttl=0.2)
+    token = first_key.token()
+    await identity.validate_async(token)
+    await asyncio.sleep(0.25)
+    server.delay = 0.3
+    started = time.monotonic()
+    assert (await identity.validate_async(token))["sub"] == "user-42"
+    assert time.monotonic() - started >= 0.25, "expired keys were served with max stale 0"
+    assert server.requests == 2
+    monkeypatch.setenv("PAIGEANT_OBO_JWKS_MAX_STALE", "-1")
+    with pytest.raises(ConfigurationError, match="maximum staleness"):
+        provider(server)
+
+
+def test_a_hanging_fetch_does_not_delay_interpreter_exit() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # connections are queued but never accepted: the fetch hangs
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/.well-known/jwks.json"
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from paigeant.security._jwks_url import UrlJwks
+
+        jwks = UrlJwks({url!r}, what="test", timeout=30)
+
+        async def main() -> None:
+            try:
+                await asyncio.wait_for(jwks.key_async(None), 0.3)
+            except TimeoutError:
+                print("fetch hanging")
+
+        asyncio.run(main())
+        """
+    )
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("interpreter exit waited for the hanging JWKS fetch")
+    finally:
+        listener.close()
+    assert process.returncode == 0, err
+    assert out.strip() == "fetch hanging", err
+    assert time.monotonic() - started < 5

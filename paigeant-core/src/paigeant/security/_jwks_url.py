@@ -1,10 +1,18 @@
-"""A JWKS fetched from an http(s) URL: off the event loop, cached, refetched at most so often.
+"""A JWKS fetched from an http(s) URL: off the event loop, cached, refreshed in the background.
 
-One fetch runs at a time, in a thread of its own, and everyone who needs keys meanwhile waits
-for that same fetch: a slow or hanging issuer holds up only the steps that need a key, never
-the event loop or the default thread pool. Keys are kept for ``cache_ttl`` seconds (and kept
-past it while the URL fails); a token naming an unknown ``kid`` triggers a refetch, at most one
-per ``refetch_interval`` seconds, so tokens with made-up key ids cannot flood the issuer.
+One fetch runs at a time, in a daemon thread of its own (never joined at interpreter exit, so a
+hanging issuer cannot delay the process's exit), and everyone who waits for keys meanwhile waits
+for that same fetch: a slow or hanging issuer holds up only the steps that wait for a key, never
+the event loop or the default thread pool.
+
+Keys are fresh for ``cache_ttl`` seconds. After that they are *stale*: for up to ``max_stale``
+more seconds a lookup still returns the cached key at once and starts one background refresh
+(stale-while-revalidate), so a slow issuer delays nobody. While the issuer fails, the stale keys
+go on being served and the refresh is retried at most every few seconds. Keys older than
+``cache_ttl + max_stale`` are not used without a successful fetch: lookups wait for one, and
+get ``IdentityProviderUnavailableError`` if it fails. A token naming an unknown ``kid`` waits for
+a refetch (the issuer may have rotated its key), at most one per ``refetch_interval`` seconds, so
+tokens with made-up key ids cannot flood the issuer.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import jwt
 from jwt import PyJWK
@@ -23,17 +31,25 @@ from jwt.exceptions import PyJWKClientError
 from ..errors import ConfigurationError, IdentityProviderUnavailableError, InvalidTokenError
 from ._keys import load_jwk_set
 
-__all__ = ["DEFAULT_CACHE_TTL", "DEFAULT_FETCH_TIMEOUT", "DEFAULT_REFETCH_INTERVAL", "UrlJwks"]
+__all__ = [
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_FETCH_TIMEOUT",
+    "DEFAULT_MAX_STALE",
+    "DEFAULT_REFETCH_INTERVAL",
+    "UrlJwks",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds fetched keys are used before they are fetched again.
+#: Seconds fetched keys are fresh; after that a lookup refreshes them in the background.
 DEFAULT_CACHE_TTL = 300.0
+#: Seconds past ``cache_ttl`` that stale keys are still served while they are refreshed.
+DEFAULT_MAX_STALE = 3600.0
 #: Least seconds between two fetches caused by unknown key ids.
 DEFAULT_REFETCH_INTERVAL = 60.0
 #: Seconds one HTTP fetch may take.
 DEFAULT_FETCH_TIMEOUT = 10.0
-#: Least seconds between fetches while the URL fails and no keys are cached.
+#: Least seconds between fetches while the URL fails (with no usable keys, or in the background).
 _FAILURE_BACKOFF = 5.0
 
 
@@ -46,14 +62,15 @@ class UrlJwks:
         *,
         what: str,
         cache_ttl: float = DEFAULT_CACHE_TTL,
+        max_stale: float = DEFAULT_MAX_STALE,
         refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
         timeout: float = DEFAULT_FETCH_TIMEOUT,
     ) -> None:
         """Fetch lazily from ``url`` (``what`` names the setting in errors and logs)."""
-        if cache_ttl <= 0 or refetch_interval < 0 or timeout <= 0:
+        if cache_ttl <= 0 or timeout <= 0 or max_stale < 0 or refetch_interval < 0:
             raise ConfigurationError(
-                f"{what}: the JWKS cache TTL and fetch timeout must be positive and the "
-                "refetch interval not negative"
+                f"{what}: the JWKS cache TTL and fetch timeout must be positive, the maximum "
+                "staleness and the refetch interval not negative"
             )
         try:  # only its HTTP fetch is used; caching is done here
             self._client = jwt.PyJWKClient(
@@ -64,6 +81,7 @@ class UrlJwks:
         self.url = url
         self.what = what
         self.cache_ttl = float(cache_ttl)
+        self.max_stale = float(max_stale)
         self.refetch_interval = float(refetch_interval)
         self._lock = threading.Lock()
         self._keys: list[PyJWK] | None = None
@@ -71,12 +89,16 @@ class UrlJwks:
         self._attempted_at = -math.inf  # ... of the last fetch started
         self._failure: str | None = None  # why the last fetch failed, if it did
         self._pending: Future[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def max_age(self) -> float:
+        """Seconds after a fetch that its keys may be served: ``cache_ttl + max_stale``."""
+        return self.cache_ttl + self.max_stale
 
     # -- lookups -----------------------------------------------------------------------------
 
     def key(self, kid: str | None) -> PyJWK:
-        """The key for ``kid``, fetching first if needed (blocks the calling thread)."""
+        """The key for ``kid``, fetching first if it must (blocks the calling thread)."""
         found = self._cached(kid)
         if found is None:
             self._refresh().result()
@@ -84,7 +106,7 @@ class UrlJwks:
         return found
 
     async def key_async(self, kid: str | None) -> PyJWK:
-        """The key for ``kid``; a fetch it needs runs in the fetch thread, not the loop."""
+        """The key for ``kid``; a fetch it waits for runs in the fetch thread, not the loop."""
         found = self._cached(kid)
         if found is None:
             await asyncio.shield(asyncio.wrap_future(self._refresh()))
@@ -92,18 +114,27 @@ class UrlJwks:
         return found
 
     def _cached(self, kid: str | None) -> PyJWK | None:
-        """The key from the cache, or None when a fetch must run first; may raise."""
+        """The key from the cache, or None when a fetch must be waited for; may raise.
+
+        A stale key is returned at once, and a background refresh started if none runs.
+        """
         now = time.monotonic()
         with self._lock:
-            keys, pending = self._keys, self._pending is not None
+            pending, failure = self._pending is not None, self._failure
             since_attempt = now - self._attempted_at
-            if keys is None:
-                if pending or since_attempt >= min(_FAILURE_BACKOFF, self.refetch_interval):
+            age = now - self._fetched_at
+            retry_due = failure is None or since_attempt >= min(
+                _FAILURE_BACKOFF, self.refetch_interval
+            )
+            if self._keys is None or age >= self.max_age:  # nothing usable: wait for a fetch
+                if pending or retry_due:
                     return None
-                raise self._unavailable()
-            found = _find(keys, kid)
+                raise self._unavailable(age)
+            found = _find(self._keys, kid)
             if found is not None:
-                return found if now - self._fetched_at < self.cache_ttl else None
+                if age >= self.cache_ttl and not pending and retry_due:
+                    self._start_fetch()  # stale: serve it, refresh in the background
+                return found
             if pending or since_attempt >= self.refetch_interval:
                 return None  # an unknown kid: the issuer may have rotated its key
         wait = self.refetch_interval - since_attempt
@@ -116,33 +147,52 @@ class UrlJwks:
     def _after_fetch(self, kid: str | None) -> PyJWK:
         with self._lock:
             keys, failure = self._keys, self._failure
-        if keys is None:
-            raise self._unavailable()
+            age = time.monotonic() - self._fetched_at
+        if keys is None or (failure is not None and age >= self.max_age):
+            raise self._unavailable(age)
         found = _find(keys, kid)
         if found is not None:
-            return found  # fresh, or stale because the fetch failed: better than nothing
+            return found  # fresh, or stale (within max_age) because the fetch failed
         if failure is not None:
-            raise self._unavailable()
+            raise self._unavailable(age)
         raise InvalidTokenError("token key id is not in the JWKS")
 
-    def _unavailable(self) -> IdentityProviderUnavailableError:
+    def _unavailable(self, age: float) -> IdentityProviderUnavailableError:
+        cached = ""
+        if math.isfinite(age) and age >= self.max_age:
+            cached = (
+                f"; the cached keys are {age:.0f}s old, past the {self.max_age:g}s they may be "
+                f"used (cache TTL {self.cache_ttl:g}s + maximum staleness {self.max_stale:g}s)"
+            )
         return IdentityProviderUnavailableError(
-            f"cannot fetch the JWKS from {self.what} ({self._failure}); the step is retried"
+            f"cannot fetch the JWKS from {self.what} ({self._failure}){cached}; the step is retried"
         )
 
     # -- fetching ----------------------------------------------------------------------------
 
     def _refresh(self) -> Future[None]:
-        """The fetch in progress, or a new one started in the fetch thread."""
+        """The fetch in progress, or a new one started in a fetch thread."""
         with self._lock:
-            if self._pending is None:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="paigeant-jwks")
-                self._attempted_at = time.monotonic()
-                self._pending = self._executor.submit(self._fetch)
-            return self._pending
+            return self._pending or self._start_fetch()
 
-    def _fetch(self) -> None:
+    def _start_fetch(self) -> Future[None]:
+        """Start a fetch in a new daemon thread (the lock is held, no fetch is pending)."""
+        future: Future[None] = Future()
+        future.set_running_or_notify_cancel()  # a waiter cancelled never cancels the fetch
+        self._attempted_at = time.monotonic()
+        self._pending = future
+        thread = threading.Thread(
+            target=self._fetch, args=(future,), name="paigeant-jwks", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError as exc:  # cannot start a thread: a failed fetch, keys kept
+            self._failure = f"cannot start the fetch thread: {exc}"
+            self._pending = None
+            future.set_result(None)
+        return future
+
+    def _fetch(self, future: Future[None]) -> None:
         """Fetch and parse the JWKS (in the fetch thread); a failure keeps the cached keys."""
         try:
             keys = self._download()
@@ -152,6 +202,7 @@ class UrlJwks:
                 self._failure = reason
                 self._pending = None
                 kept = len(self._keys or ())
+            future.set_result(None)
             logger.warning(
                 "%s: cannot fetch the JWKS (%s); keeping %d cached key(s)", self.what, reason, kept
             )
@@ -161,6 +212,7 @@ class UrlJwks:
             self._fetched_at = time.monotonic()
             self._failure = None
             self._pending = None
+        future.set_result(None)
         logger.info("%s: fetched the JWKS (%d signing key(s))", self.what, len(keys))
 
     def _download(self) -> list[PyJWK]:

@@ -11,7 +11,7 @@ import jwt
 from ..errors import ConfigurationError, InvalidTokenError
 from ..settings import env_float, env_str
 from ._jwks_file import FileJwks
-from ._jwks_url import DEFAULT_CACHE_TTL, DEFAULT_REFETCH_INTERVAL, UrlJwks
+from ._jwks_url import DEFAULT_CACHE_TTL, DEFAULT_MAX_STALE, DEFAULT_REFETCH_INTERVAL, UrlJwks
 from ._keys import parse_public_key, read_pem
 from .identity import IdentityProvider
 
@@ -84,6 +84,7 @@ class JwtIdentityProvider(IdentityProvider):
         required_claims: Sequence[str] = ("exp",),
         jwks_cache_ttl: float | None = None,
         jwks_refetch_interval: float | None = None,
+        jwks_max_stale: float | None = None,
     ) -> None:
         """Configure keys and checks; each ``None`` falls back to its ``PAIGEANT_OBO_*`` variable.
 
@@ -98,11 +99,15 @@ class JwtIdentityProvider(IdentityProvider):
             algorithms: the pinned algorithms (``PAIGEANT_OBO_ALGORITHMS``); default RS256,
                 ES256 and EdDSA for keys, HS256 for a secret.
             required_claims: claims a token must carry (default ``exp``).
-            jwks_cache_ttl: seconds keys fetched from a JWKS URL are used before they are
-                fetched again (``PAIGEANT_OBO_JWKS_CACHE_TTL``, default 300).
+            jwks_cache_ttl: seconds keys fetched from a JWKS URL are fresh; after that a
+                lookup serves them and refreshes them in the background
+                (``PAIGEANT_OBO_JWKS_CACHE_TTL``, default 300).
             jwks_refetch_interval: least seconds between two fetches of a JWKS URL caused by
                 tokens naming an unknown ``kid`` (``PAIGEANT_OBO_JWKS_REFETCH_INTERVAL``,
                 default 60).
+            jwks_max_stale: seconds past ``jwks_cache_ttl`` that expired keys are still
+                served while a refresh runs or the URL fails; older keys wait for a fetch
+                (``PAIGEANT_OBO_JWKS_MAX_STALE``, default 3600).
         """
         given = {"jwks": jwks, "public_key": public_key, "secret": secret}
         if not any(value is not None for value in given.values()):
@@ -163,6 +168,9 @@ class JwtIdentityProvider(IdentityProvider):
                         jwks_refetch_interval,
                         "PAIGEANT_OBO_JWKS_REFETCH_INTERVAL",
                         DEFAULT_REFETCH_INTERVAL,
+                    ),
+                    max_stale=_number(
+                        jwks_max_stale, "PAIGEANT_OBO_JWKS_MAX_STALE", DEFAULT_MAX_STALE
                     ),
                 )
             else:

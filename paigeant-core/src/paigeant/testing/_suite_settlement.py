@@ -170,65 +170,114 @@ class SettlementTests(SuiteBase):
     async def test_a_second_settle_is_a_logged_no_op(
         self, transport: Transport, caplog: pytest.LogCaptureFixture
     ) -> None:
+        """Every (first, second) pair of ack, nack and dead_letter: the first one holds."""
         caplog.set_level(logging.DEBUG)
         queue = self.queue()
-        plans = [
-            ("ack", "ack"),
-            ("ack", "nack"),
-            ("ack", "dead_letter"),
-            ("nack", "ack"),
-            ("dead_letter", "nack"),
-        ]
+        plans = [(first, second) for first in _SETTLES for second in _SETTLES]
         ids = await self.publish(transport, queue, len(plans))
         plan = dict(zip(ids, plans, strict=True))
+        nacked = {mid for mid, (first, _) in plan.items() if first == "nack"}
+        dead_lettered = {mid for mid, (first, _) in plan.items() if first == "dead_letter"}
         async with Receiver(transport, queue, prefetch=len(plans)) as receiver:
             held = {}
             for _ in plans:
                 delivery = await self.get(receiver)
                 held[delivery.message_id] = delivery
             for message_id, (first, second) in plan.items():
-                await _settle(held[message_id], first)
+                await _settle(held[message_id], first, reason="the first settle")
                 caplog.clear()
-                await _settle(held[message_id], second)  # never an error
+                await _settle(held[message_id], second, reason="the second settle")  # no error
                 self.assert_logged(caplog, message_id, f"a second settle ({first}, then {second})")
-            nacked = next(mid for mid, (first, _) in plan.items() if first == "nack")
-            again = await self.get(receiver, self.redelivery_timeout, what="the nacked message")
-            assert (again.message_id, again.attempt) == (nacked, 2), "the first settle did not hold"
-            await again.ack()
+            back = {}
+            for _ in nacked:
+                again = await self.get(receiver, self.redelivery_timeout, what="a nacked message")
+                assert again.message_id not in back, f"{again.message_id} came back twice"
+                back[again.message_id] = again.attempt
+                await again.ack()
+            assert back == dict.fromkeys(nacked, 2), "the first settle (nack) did not hold"
             extra = await receiver.get(timeout=self.quiet_period)
             assert extra is None, f"a second settle redelivered {extra and extra.message_id}"
-        dead_lettered = next(mid for mid, (first, _) in plan.items() if first == "dead_letter")
         async with Receiver(transport, dead_letter_queue(queue)) as dead:
-            parked = await self.get(dead, what="the dead letter")
-            assert parked.message_id == dead_lettered
-            await parked.ack()
+            parked = {}
+            for _ in dead_lettered:
+                letter = await self.get(dead, what="a dead letter")
+                assert letter.message_id not in parked, f"{letter.message_id} parked twice"
+                parked[letter.message_id] = letter.headers.get(DEAD_LETTER_REASON_HEADER)
+                await letter.ack()
+            assert parked == dict.fromkeys(dead_lettered, "the first settle"), (
+                "the first settle (dead_letter) did not hold"
+            )
             extra = await dead.get(timeout=1.0)
             assert extra is None, f"a second settle dead-lettered {extra and extra.message_id}"
+
+    async def test_racing_settles_take_effect_once(self, transport: Transport) -> None:
+        """Two settles of one delivery at once: no error, exactly one outcome, nothing lost."""
+        queue = self.queue()
+        races = [(a, b) for a in _SETTLES for b in _SETTLES if a != b]
+        ids = await self.publish(transport, queue, len(races))
+        race = dict(zip(ids, races, strict=True))
+        async with Receiver(transport, queue, prefetch=len(races)) as receiver:
+            held = [await self.get(receiver) for _ in races]
+            await asyncio.gather(  # any error of either settle fails the test
+                *(
+                    _settle(delivery, how, reason=f"race {how}")
+                    for delivery in held
+                    for how in race[delivery.message_id]
+                )
+            )
+            back: dict[str, list[int]] = {}
+            while (again := await receiver.get(timeout=self.quiet_period)) is not None:
+                back.setdefault(again.message_id, []).append(again.attempt)
+                await again.ack()
+        async with Receiver(transport, dead_letter_queue(queue)) as dead:
+            parked: dict[str, list[str | None]] = {}
+            while (letter := await dead.get(timeout=self.quiet_period)) is not None:
+                reason = letter.headers.get(DEAD_LETTER_REASON_HEADER)
+                parked.setdefault(letter.message_id, []).append(reason)
+                await letter.ack()
+        outcomes = {  # (attempts redelivered, dead-letter reasons) each settle leads to
+            "ack": ([], []),
+            "nack": ([2], []),
+            "dead_letter": ([], ["race dead_letter"]),
+        }
+        for message_id, (a, b) in race.items():
+            seen = (back.get(message_id, []), parked.get(message_id, []))
+            assert seen in (outcomes[a], outcomes[b]), (
+                f"{a} racing {b}: redelivered with attempts {seen[0]} and dead-lettered "
+                f"{len(seen[1])} time(s) ({seen[1]}), which is not exactly one of their outcomes"
+            )
 
     # -- after the lease was lost ------------------------------------------------------------
 
     async def test_settling_after_the_lease_was_lost(self, transport: Transport) -> None:
+        """A late ack still forwards; a late nack or dead_letter leaves the new holder alone."""
         source, target = self.queue(), self.queue()
-        late_ack, late_nack = await self.publish(transport, source, 2)
-        async with Receiver(transport, source, prefetch=2) as slow:
+        late_ack, late_nack, late_dead = await self.publish(transport, source, 3)
+        async with Receiver(transport, source, prefetch=3) as slow:
             lost = {}
-            for _ in range(2):
+            for _ in range(3):
                 delivery = await self.get(slow)
                 lost[delivery.message_id] = delivery
-            async with Receiver(transport, source, prefetch=2) as other:
-                holder = []
-                for _ in range(2):
+            async with Receiver(transport, source, prefetch=3) as other:
+                holder = {}
+                for _ in range(3):
                     delivery = await self.get(
                         other, self.redelivery_timeout, what="a redelivery after the lease ran out"
                     )
                     assert delivery.attempt == 2
-                    holder.append(delivery)
+                    holder[delivery.message_id] = delivery
                 for delivery in lost.values():
                     with pytest.raises(LeaseLostError):
                         await delivery.extend()
                 await lost[late_nack].nack()  # must not requeue over the new holder
+                await lost[late_dead].dead_letter("too late")  # must not take it from the holder
+                for message_id in (late_nack, late_dead):
+                    try:
+                        await holder[message_id].extend()
+                    except LeaseLostError:
+                        pytest.fail(f"a late settle of {message_id} took the new holder's lease")
                 await lost[late_ack].ack(forward=[Outgoing(target, b"late", "late-forward")])
-                for delivery in holder:
+                for delivery in holder.values():
                     await delivery.ack()  # the new holder still settles its copy
                 extra = await other.get(timeout=self.quiet_period)
                 assert extra is None, f"a late settle requeued {extra and extra.message_id}"
@@ -236,6 +285,11 @@ class SettlementTests(SuiteBase):
             got = await self.get(forwarded, what="the forward of an ack after the lease was lost")
             assert (got.message_id, got.body) == ("late-forward", b"late")
             await got.ack()
+        async with Receiver(transport, dead_letter_queue(source)) as dead:
+            parked = await dead.get(timeout=1.0)
+            assert parked is None, (
+                f"a late dead_letter dead-lettered {parked and parked.message_id}"
+            )
 
     # -- attempts are counted by the broker --------------------------------------------------
 
@@ -278,13 +332,18 @@ class SettlementTests(SuiteBase):
             await last.ack()
 
 
-async def _settle(delivery: Delivery, how: str) -> None:
+#: The three ways of settling a delivery.
+_SETTLES = ("ack", "nack", "dead_letter")
+
+
+async def _settle(delivery: Delivery, how: str, *, reason: str) -> None:
+    """Settle ``delivery`` by ``how`` (one of ``_SETTLES``); ``reason`` for a dead letter."""
     if how == "ack":
         await delivery.ack()
     elif how == "nack":
         await delivery.nack()
     else:
-        await delivery.dead_letter("settled twice")
+        await delivery.dead_letter(reason)
 
 
 def assert_dead_letter_headers(

@@ -78,7 +78,10 @@ def _has_non_finite(value: Any) -> bool:
         elif isinstance(item, (list, tuple)):
             pending.extend(item)
         elif not isinstance(item, (str, int, type(None))):
-            pending.append(to_jsonable_python(item))  # a dataclass, a model: its JSON form
+            try:
+                pending.append(to_jsonable_python(item))  # a dataclass, a model: its JSON form
+            except PydanticSerializationError:
+                continue  # orjson encoded it natively: nothing pydantic can look into
     return False
 
 
