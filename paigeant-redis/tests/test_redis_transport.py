@@ -197,12 +197,15 @@ async def test_closing_a_loop_keeps_attempts_of_entries_it_never_handed_out(
     started = time.monotonic()
     async with Receiver(transport, queue) as receiver:
         again = {}
-        for _ in range(3):
+        for _ in range(2):
             delivery = await get(receiver, timeout=2.0)
             again[delivery.message_id] = delivery.attempt
             await delivery.ack()
-    assert again == {"b-0": 2, "b-1": 1, "b-2": 1}
-    assert time.monotonic() - started < 5, "released entries waited for the lease"
+        assert again == {"b-1": 1, "b-2": 1}, "entries never handed out lost an attempt"
+        assert time.monotonic() - started < 5, "released entries waited for the lease"
+        assert await receiver.get(timeout=0.5) is None, "the handed-out entry lost its lease"
+        await held.ack()  # its holder still settles it
+        assert await receiver.get(timeout=0.5) is None
 
 
 async def test_orphaned_entry_of_a_live_loop_is_resumed_with_its_count(
@@ -295,21 +298,57 @@ async def test_extend_after_disconnect_raises_lease_lost(
         await back.ack()
 
 
-async def test_extend_after_its_consume_loop_closed_raises_lease_lost(
+async def test_a_closed_consume_loop_keeps_the_leases_it_handed_out(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    """A worker draining after it stopped consuming: its steps keep their leases, no duplicate."""
+    transport = await make_transport(visibility_timeout=0.6)
+    await transport.publish(queue, b"x", message_id="y-1")
+    await transport.publish(queue, b"y", message_id="y-2")
+    receiver = Receiver(transport, queue, prefetch=1)
+    draining = await get(receiver)
+    await receiver.close()  # stopped consuming while the step still runs
+    async with Receiver(transport, queue) as other:
+        second = await get(other)  # what the closed loop never handed out comes at once
+        assert (second.message_id, second.attempt) == ("y-2", 1)
+        await second.ack()
+        for _ in range(4):  # twice the visibility timeout, heartbeats keeping the lease
+            await draining.extend()
+            assert await other.get(timeout=0.3) is None, "a draining step was redelivered"
+        await draining.ack()
+        assert await other.get(timeout=1.0) is None
+    stream = transport.keys.stream(queue)
+    assert await raw.xlen(stream) == 0
+    assert (await raw.xpending(stream, CONSUMER_GROUP))["pending"] == 0
+
+
+async def test_an_unsettled_delivery_of_a_closed_loop_comes_back(
     make_transport: MakeTransport, queue: str
 ) -> None:
-    transport = await make_transport(visibility_timeout=30.0)
-    await transport.publish(queue, b"x", message_id="y-1")
+    """Without heartbeats its lease runs out; a disconnect gives it back at once."""
+    transport = await make_transport(visibility_timeout=0.5)
+    await transport.publish(queue, b"x", message_id="z-1")
     receiver = Receiver(transport, queue)
-    delivery = await get(receiver)
+    forgotten = await get(receiver)
     await receiver.close()
-    with pytest.raises(
-        LeaseLostError, match=r"its consume\(\) loop was closed and the message was released"
-    ):
-        await delivery.extend()
-    async with Receiver(transport, queue) as again:
-        back = await get(again)
-        assert (back.message_id, back.attempt) == ("y-1", 2)
+    async with Receiver(transport, queue) as other:
+        back = await get(other, timeout=3.0)
+        assert (back.message_id, back.attempt) == ("z-1", 2)
+        with pytest.raises(LeaseLostError):
+            await forgotten.extend()
+        await back.ack()
+    slow = await make_transport(visibility_timeout=30.0)
+    await slow.publish(queue, b"w", message_id="z-2")
+    receiver = Receiver(slow, queue)
+    held = await get(receiver)
+    await receiver.close()
+    await slow.disconnect()
+    with pytest.raises(LeaseLostError, match="the transport disconnected and the message was"):
+        await held.extend()
+    other_transport = await make_transport(visibility_timeout=30.0)
+    async with Receiver(other_transport, queue) as again:  # released: not after 30 s
+        back = await get(again, timeout=3.0)
+        assert (back.message_id, back.attempt) == ("z-2", 2)
         await back.ack()
 
 

@@ -89,6 +89,8 @@ class ConsumeLoop:
         #: Why this loop gave back what it held (None while it runs): its deliveries' leases
         #: are gone from then on.
         self.released_because: str | None = None
+        #: Whether the consume() loop closed while deliveries it handed out were unsettled.
+        self.retired = False
         self._release_failed = False
 
     # -- liveness and errors ----------------------------------------------------------------
@@ -362,6 +364,8 @@ class ConsumeLoop:
             self.abandoned.discard(delivery.entry_id)
         finally:
             self._capacity.set()
+            if self.retired and not self.held:
+                self.transport.forget_retired(self)
 
     def _unhold(self, delivery: RedisDelivery) -> bool:
         # A lease that expired may have been reclaimed by this same loop: only the latest
@@ -411,11 +415,25 @@ class ConsumeLoop:
         if self.released:
             return
         self.released_because = because
+        await self._release(client, kept=[])
+
+    async def retire(self, client: Redis) -> None:
+        """The consume() loop closed: give back what it never handed out, keep what it did.
+
+        Deliveries handed out and not settled keep their leases: their holder (a worker
+        draining its steps) may still extend and settle them; unsettled, they come back once
+        their lease runs out, or at once when the transport disconnects.
+        """
+        self.retired = True
+        if not self.released:
+            await self._release(client, kept=list(self.held))
+
+    async def _release(self, client: Redis, *, kept: list[str]) -> None:
         delivered = self._delivered_ids()
         try:
             released = await self.transport.scripts_for(client).release(
                 [self.stream, self.transport.keys.wake(self.queue)],
-                [CONSUMER_GROUP, self.name, RELEASED_IDLE_MS, *delivered],
+                [CONSUMER_GROUP, self.name, RELEASED_IDLE_MS, len(kept), *kept, *delivered],
             )
         except Exception as exc:
             logger.warning(

@@ -136,6 +136,8 @@ class RedisTransport(Transport):
         self._scripts: Scripts | None = None
         self._own_pool: ConnectionPool | None = None
         self._loops: set[ConsumeLoop] = set()
+        #: Closed consume() loops whose handed-out deliveries are still being worked on.
+        self._retired: set[ConsumeLoop] = set()
         self._connecting = asyncio.Lock()
         #: Acks (with their forwards) waiting for, or on, the wire.
         self.acks = AckBatcher(self)
@@ -196,6 +198,10 @@ class RedisTransport(Transport):
         self.acks.open()
         logger.debug("connected to Redis at %s", self.safe_url)
 
+    def forget_retired(self, loop: ConsumeLoop) -> None:
+        """A closed consume() loop's last handed-out delivery was settled: nothing to release."""
+        self._retired.discard(loop)
+
     def own_connection(self) -> Redis:
         """A client bound to one connection of its own, outside ``max_connections``.
 
@@ -226,7 +232,8 @@ class RedisTransport(Transport):
                 return
             await self.acks.close()  # refuses new acks, sends those already made
             self._client = None
-            loops = list(self._loops)
+            loops = [*self._loops, *self._retired]
+            self._retired.clear()
             for loop in loops:
                 await loop.stop()
             for loop in loops:
@@ -354,7 +361,9 @@ class RedisTransport(Transport):
         finally:
             self._loops.discard(loop)
             if loop.alive:
-                await loop.release(client, because="its consume() loop was closed")
+                await loop.retire(client)
+                if loop.held:  # released for good when the transport disconnects
+                    self._retired.add(loop)
             await loop.close()
 
     async def delete_queue(self, queue: str) -> None:
