@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import pytest
 
-from paigeant import TransportConnectionError
+from paigeant import LeaseLostError, TransportConnectionError
 from paigeant.testing import Receiver
 from paigeant_redis import DEFAULT_PUBLISH_TIMEOUT, RedisTransport
 
@@ -50,6 +51,33 @@ async def test_redis_that_stops_answering_fails_publish_and_ack_after_publish_ti
         private_redis.resume()
         await receiver.close()
         await transport.disconnect()
+
+
+async def test_extend_while_redis_is_down_logs_and_after_disconnect_raises(
+    private_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = RedisTransport(url=private_redis.url, publish_timeout=2.0, visibility_timeout=30)
+    await transport.connect()
+    await transport.publish("q", b"x", message_id="beat-1")
+    receiver = Receiver(transport, "q")
+    try:
+        delivery = await receiver.get()
+        assert delivery is not None
+        private_redis.stop()  # unreachable, not disconnected: a heartbeat is best effort
+        with caplog.at_level(logging.WARNING, logger="paigeant_redis.delivery"):
+            started = time.monotonic()
+            await delivery.extend()
+        assert time.monotonic() - started < 2.5
+        assert "could not extend the lease of message beat-1 on q" in caplog.text
+        assert not delivery.settled
+    finally:
+        await transport.disconnect()  # cannot release the entry: Redis is down
+        await receiver.close()
+    with pytest.raises(
+        LeaseLostError,
+        match="the transport disconnected; the message is redelivered once visibility_timeout",
+    ):
+        await delivery.extend()
 
 
 @pytest.mark.no_redis

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -195,12 +197,15 @@ async def test_closing_a_loop_keeps_attempts_of_entries_it_never_handed_out(
     started = time.monotonic()
     async with Receiver(transport, queue) as receiver:
         again = {}
-        for _ in range(3):
+        for _ in range(2):
             delivery = await get(receiver, timeout=2.0)
             again[delivery.message_id] = delivery.attempt
             await delivery.ack()
-    assert again == {"b-0": 2, "b-1": 1, "b-2": 1}
-    assert time.monotonic() - started < 5, "released entries waited for the lease"
+        assert again == {"b-1": 1, "b-2": 1}, "entries never handed out lost an attempt"
+        assert time.monotonic() - started < 5, "released entries waited for the lease"
+        assert await receiver.get(timeout=0.5) is None, "the handed-out entry lost its lease"
+        await held.ack()  # its holder still settles it
+        assert await receiver.get(timeout=0.5) is None
 
 
 async def test_orphaned_entry_of_a_live_loop_is_resumed_with_its_count(
@@ -268,6 +273,108 @@ async def test_a_stale_delivery_cannot_settle_over_its_own_loops_redelivery(
         await fresh.ack()
     assert await raw.xlen(stream) == 0
     assert await raw.xlen(transport.keys.stream(dead_letter_queue(queue))) == 0
+
+
+async def test_extend_after_disconnect_raises_lease_lost(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=30.0)
+    await transport.publish(queue, b"x", message_id="x-1")
+    receiver = Receiver(transport, queue)
+    delivery = await get(receiver)
+    await delivery.extend()  # still held: renewed
+    await transport.disconnect()
+    await receiver.close()
+    with pytest.raises(
+        LeaseLostError,
+        match=r"x-1 on q-\w+ was lost: the transport disconnected and the message was "
+        r"released for redelivery",
+    ):
+        await delivery.extend()
+    other = await make_transport(visibility_timeout=30.0)
+    async with Receiver(other, queue) as again:  # released: back at once, not after 30 s
+        back = await get(again)
+        assert (back.message_id, back.attempt) == ("x-1", 2)
+        await back.ack()
+
+
+async def test_a_closed_consume_loop_keeps_the_leases_it_handed_out(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    """A worker draining after it stopped consuming: its steps keep their leases, no duplicate."""
+    transport = await make_transport(visibility_timeout=0.6)
+    await transport.publish(queue, b"x", message_id="y-1")
+    await transport.publish(queue, b"y", message_id="y-2")
+    receiver = Receiver(transport, queue, prefetch=1)
+    draining = await get(receiver)
+    await receiver.close()  # stopped consuming while the step still runs
+    async with Receiver(transport, queue) as other:
+        second = await get(other)  # what the closed loop never handed out comes at once
+        assert (second.message_id, second.attempt) == ("y-2", 1)
+        await second.ack()
+        for _ in range(4):  # twice the visibility timeout, heartbeats keeping the lease
+            await draining.extend()
+            assert await other.get(timeout=0.3) is None, "a draining step was redelivered"
+        await draining.ack()
+        assert await other.get(timeout=1.0) is None
+    stream = transport.keys.stream(queue)
+    assert await raw.xlen(stream) == 0
+    assert (await raw.xpending(stream, CONSUMER_GROUP))["pending"] == 0
+
+
+async def test_an_unsettled_delivery_of_a_closed_loop_comes_back(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    """Without heartbeats its lease runs out; a disconnect gives it back at once."""
+    transport = await make_transport(visibility_timeout=0.5)
+    await transport.publish(queue, b"x", message_id="z-1")
+    receiver = Receiver(transport, queue)
+    forgotten = await get(receiver)
+    await receiver.close()
+    async with Receiver(transport, queue) as other:
+        back = await get(other, timeout=3.0)
+        assert (back.message_id, back.attempt) == ("z-1", 2)
+        with pytest.raises(LeaseLostError):
+            await forgotten.extend()
+        await back.ack()
+    slow = await make_transport(visibility_timeout=30.0)
+    await slow.publish(queue, b"w", message_id="z-2")
+    receiver = Receiver(slow, queue)
+    held = await get(receiver)
+    await receiver.close()
+    await slow.disconnect()
+    with pytest.raises(LeaseLostError, match="the transport disconnected and the message was"):
+        await held.extend()
+    other_transport = await make_transport(visibility_timeout=30.0)
+    async with Receiver(other_transport, queue) as again:  # released: not after 30 s
+        back = await get(again, timeout=3.0)
+        assert (back.message_id, back.attempt) == ("z-2", 2)
+        await back.ack()
+
+
+async def test_a_read_cancelled_before_it_started_leaves_no_unawaited_coroutine(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    """stop() right after a read began: redis-py's inner XREADGROUP coroutine must not leak."""
+    transport = await make_transport()
+    client = transport.current_client()
+    assert client is not None
+    loop = consumer_module.ConsumeLoop(transport, client, queue, 1)
+    try:
+        await transport.ensure_group(loop.connection, loop.stream)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reading = asyncio.ensure_future(loop._read(1, 5_000))
+            await asyncio.sleep(0)  # _read made its read task, which has not run yet
+            assert loop._read_task is not None and not loop._read_task.done()
+            await loop.stop()
+            assert await reading == []
+            del reading
+            gc.collect()
+        unawaited = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert not unawaited, [str(w.message) for w in unawaited]
+    finally:
+        await loop.close()
 
 
 # -- atomic forward and dedup ----------------------------------------------------------------
@@ -423,6 +530,98 @@ async def test_disconnect_sends_acks_already_made(
     assert await raw.xlen(transport.keys.stream(queue)) == 0
     assert await raw.xlen(transport.keys.stream(f"{queue}-n")) == 1
     await receiver.close()
+
+
+async def _messages_in(raw: redis.asyncio.Redis, stream: str) -> list[str]:
+    """Message ids of the entries in ``stream``, wake markers left out."""
+    entries = await raw.xrange(stream)
+    return sorted(fields[b"message_id"].decode() for _, fields in entries if b"wake" not in fields)
+
+
+async def _connections_named(raw: redis.asyncio.Redis, name: str) -> int:
+    """Connections the server has open whose CLIENT SETNAME is ``name``."""
+    return sum(1 for client in await raw.client_list() if client.get("name") == name)
+
+
+async def test_acks_racing_disconnect_complete_or_fail_cleanly(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    """Acks made before, during and after disconnect(): each is sent or fails; none is lost."""
+    name = f"race-{uuid.uuid4().hex[:8]}"
+    transport = await make_transport(visibility_timeout=30.0, client_name=name)
+    count = 120
+    for n in range(count):
+        await transport.publish(queue, b"x", message_id=f"r-{n}")
+    receiver = Receiver(transport, queue, prefetch=count)
+    deliveries = [await get(receiver) for _ in range(count)]
+
+    async def after(turns: int, operation: Callable[[], Awaitable[None]]) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await operation()
+
+    def ack(delivery: RedisDelivery) -> Callable[[], Awaitable[None]]:
+        return lambda: delivery.ack(forward=[Outgoing(target, b"y", f"{delivery.message_id}.n")])
+
+    target = f"{queue}-next"
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            after(3, transport.disconnect),
+            *(after(n % 60, ack(d)) for n, d in enumerate(deliveries)),
+            return_exceptions=True,
+        ),
+        timeout=15,
+    )
+    await receiver.close()
+    assert outcomes[0] is None, f"disconnect failed: {outcomes[0]!r}"
+    failed = []
+    for delivery, outcome in zip(deliveries, outcomes[1:], strict=True):
+        if outcome is None:
+            assert delivery.settled
+            continue
+        assert isinstance(outcome, TransportConnectionError), f"ack raised {outcome!r}"
+        assert "disconnect" in str(outcome)
+        assert not delivery.settled
+        failed.append(delivery.message_id)
+    assert 0 < len(failed) < count, f"{len(failed)} of {count} acks failed: no race was run"
+    assert await _messages_in(raw, transport.keys.stream(queue)) == sorted(failed)
+    assert await raw.xlen(transport.keys.stream(target)) == count - len(failed)
+    for _ in range(100):  # the server notices closed sockets within a few milliseconds
+        if await _connections_named(raw, name) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await _connections_named(raw, name) == 0, "a connection outlived disconnect()"
+    fresh = await make_transport(visibility_timeout=30.0)
+    async with Receiver(fresh, queue, prefetch=count) as again:
+        back = [await get(again) for _ in range(len(failed))]
+        assert sorted(d.message_id for d in back) == sorted(failed)
+        assert {d.attempt for d in back} == {2}
+        for delivery in back:
+            await delivery.ack()
+        assert await again.get(timeout=0.3) is None
+
+
+async def test_an_ack_after_disconnect_raises_and_the_message_comes_back(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    transport = await make_transport(visibility_timeout=30.0)
+    await transport.publish(queue, b"x", message_id="late-1")
+    receiver = Receiver(transport, queue)
+    delivery = await get(receiver)
+    await transport.disconnect()
+    await receiver.close()
+    with pytest.raises(
+        TransportConnectionError, match="transport is disconnecting or disconnected"
+    ):
+        await delivery.ack(forward=[Outgoing(f"{queue}-n", b"y", "late-2")])
+    assert not delivery.settled
+    assert await raw.exists(transport.keys.stream(f"{queue}-n")) == 0
+    await transport.connect()  # acks are accepted again
+    async with Receiver(transport, queue) as again:
+        back = await get(again)
+        assert (back.message_id, back.attempt) == ("late-1", 2)
+        await back.ack()
+    assert await _messages_in(raw, transport.keys.stream(queue)) == []
 
 
 async def test_an_unencodable_forward_fails_its_own_ack_only(

@@ -34,6 +34,11 @@ __all__ = ["AckBatcher", "AckResult"]
 MAX_BATCH_ITEMS = 128
 #: Body bytes after which a batch is closed (a single larger ack still goes alone).
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+#: Why an ack made while (or after) the transport disconnects is refused.
+_CLOSED = (
+    "ack not sent: the transport is disconnecting or disconnected; the message stays "
+    "unacknowledged and is redelivered (acks made before disconnect() are still sent)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +60,11 @@ class _Item:
 
 
 class AckBatcher:
-    """Queues acks of one transport and sends them in batches, one script call in flight."""
+    """Queues acks of one transport and sends them in batches, one script call in flight.
+
+    Closed until ``open()`` (the transport's connect) and again from the start of ``close()``
+    (its disconnect): an ack made meanwhile raises TransportConnectionError at once.
+    """
 
     def __init__(self, transport: RedisTransport) -> None:
         """Batch acks for ``transport`` (its scripts, key space and own connections)."""
@@ -64,14 +73,19 @@ class AckBatcher:
         self._in_flight: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
         self._connection: Redis | None = None
+        self._accepting = False  # whether ack() queues (else it raises TransportConnectionError)
+        self._closed = True  # whether the own connection is closed for good (none is opened)
 
     async def ack(self, stream: str, entry_id: str, forward: Sequence[Outgoing]) -> AckResult:
         """Ack ``entry_id`` of ``stream`` and add ``forward``, atomically; returns when done.
 
         A caller cancelled while its ack is still queued drops it (the message is then
         redelivered); once its batch has been taken for sending, the ack may still happen.
+        Raises TransportConnectionError, sending nothing, once the transport disconnects.
         """
         keys, args, size = self._script_part(stream, entry_id, forward)  # bad input raises here
+        if not self._accepting:
+            raise TransportConnectionError(_CLOSED)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AckResult] = loop.create_future()
         self._queue.append(_Item(keys, args, size, future))
@@ -85,8 +99,22 @@ class AckBatcher:
         if pending:
             await asyncio.wait(pending)
 
+    def open(self) -> None:
+        """Accept acks (the transport has just connected); the connection opens on the first."""
+        self._accepting = True
+        self._closed = False
+
     async def close(self) -> None:
-        """Close the batcher's own connection (a new one is opened on the next ack)."""
+        """Refuse new acks, wait for those already made, then close the own connection.
+
+        Until ``open()`` is called again, every ack raises TransportConnectionError.
+        """
+        self._accepting = False
+        await self.drain()
+        flusher = self._flusher
+        if flusher is not None:  # it settled every future already; let it finish
+            await asyncio.wait({flusher})
+        self._closed = True
         connection, self._connection = self._connection, None
         if connection is not None:
             await self._transport.close_own_connection(connection)
@@ -130,6 +158,8 @@ class AckBatcher:
             keys.extend(item.keys)
             args.extend(item.args)
         try:
+            if self._closed:  # never open a connection that close() would not close
+                raise TransportConnectionError(_CLOSED)
             if self._connection is None:
                 self._connection = self._transport.own_connection()
             replies = await self._transport.run_script(

@@ -86,7 +86,12 @@ class ConsumeLoop:
         self._failures = 0
         self._read_task: asyncio.Future[Any] | None = None
         self._stopping = False
-        self.released = False
+        #: Why this loop gave back what it held (None while it runs): its deliveries' leases
+        #: are gone from then on.
+        self.released_because: str | None = None
+        #: Whether the consume() loop closed while deliveries it handed out were unsettled.
+        self.retired = False
+        self._release_failed = False
 
     # -- liveness and errors ----------------------------------------------------------------
 
@@ -276,11 +281,7 @@ class ConsumeLoop:
 
     async def _read(self, want: int, block_ms: int) -> list[RedisDelivery]:
         """XREADGROUP new entries, blocking at most ``block_ms``; markers are noted, not returned."""
-        task = asyncio.ensure_future(
-            self.connection.xreadgroup(
-                CONSUMER_GROUP, self.name, {self.stream: ">"}, count=want, block=block_ms
-            )
-        )
+        task = asyncio.ensure_future(self._xreadgroup(want, block_ms))
         self._read_task = task
         try:
             response = await task
@@ -314,6 +315,17 @@ class ConsumeLoop:
                 continue
             batch.append(self._delivery(entry_id, body, message_id, headers, base, 1))
         return batch
+
+    async def _xreadgroup(self, want: int, block_ms: int) -> Any:
+        """XREADGROUP up to ``want`` new entries, blocking at most ``block_ms``.
+
+        redis-py's ``xreadgroup`` returns a coroutine wrapping another one; it is only created
+        once this one runs, so a read task cancelled before it started (stop() right after the
+        read began) leaves no never-awaited coroutine behind (a RuntimeWarning).
+        """
+        return await self.connection.xreadgroup(
+            CONSUMER_GROUP, self.name, {self.stream: ">"}, count=want, block=block_ms
+        )
 
     def _delivery(
         self,
@@ -352,6 +364,8 @@ class ConsumeLoop:
             self.abandoned.discard(delivery.entry_id)
         finally:
             self._capacity.set()
+            if self.retired and not self.held:
+                self.transport.forget_retired(self)
 
     def _unhold(self, delivery: RedisDelivery) -> bool:
         # A lease that expired may have been reclaimed by this same loop: only the latest
@@ -376,16 +390,50 @@ class ConsumeLoop:
         """Give this loop's own connection back (a no-op once the transport disconnected)."""
         await self.transport.close_own_connection(self.connection)
 
-    async def release(self, client: Redis) -> None:
-        """Make everything this loop holds claimable at once by the queue's other consumers."""
+    @property
+    def released(self) -> bool:
+        """Whether ``release()`` gave back what this loop held (its leases are gone)."""
+        return self.released_because is not None
+
+    @property
+    def lease_gone(self) -> str | None:
+        """Why this loop's deliveries no longer hold their leases, or None while they may."""
+        because = self.released_because
+        if because is None:
+            if self.alive:
+                return None
+            because = "the transport disconnected"  # disconnect() is releasing the loop
+        if self._release_failed:
+            return f"{because}; the message is redelivered once visibility_timeout runs out"
+        return f"{because} and the message was released for redelivery"
+
+    async def release(self, client: Redis, *, because: str) -> None:
+        """Make everything this loop holds claimable at once by the queue's other consumers.
+
+        ``because`` (say, "the transport disconnected") is what a later ``extend()`` reports.
+        """
         if self.released:
             return
-        self.released = True
+        self.released_because = because
+        await self._release(client, kept=[])
+
+    async def retire(self, client: Redis) -> None:
+        """The consume() loop closed: give back what it never handed out, keep what it did.
+
+        Deliveries handed out and not settled keep their leases: their holder (a worker
+        draining its steps) may still extend and settle them; unsettled, they come back once
+        their lease runs out, or at once when the transport disconnects.
+        """
+        self.retired = True
+        if not self.released:
+            await self._release(client, kept=list(self.held))
+
+    async def _release(self, client: Redis, *, kept: list[str]) -> None:
         delivered = self._delivered_ids()
         try:
             released = await self.transport.scripts_for(client).release(
                 [self.stream, self.transport.keys.wake(self.queue)],
-                [CONSUMER_GROUP, self.name, RELEASED_IDLE_MS, *delivered],
+                [CONSUMER_GROUP, self.name, RELEASED_IDLE_MS, len(kept), *kept, *delivered],
             )
         except Exception as exc:
             logger.warning(
@@ -395,6 +443,7 @@ class ConsumeLoop:
                 self.name,
                 exc,
             )
+            self._release_failed = True
             return
         if released:
             logger.debug("released %s entries of %s held by %s", released, self.queue, self.name)

@@ -327,26 +327,33 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 """
 
-# KEYS: stream, wake set.  ARGV: group, consumer, idle_ms, delivered ids...
-# Makes every entry the consumer holds claimable at once; entries it never handed out keep
-# their delivery count, so the next delivery's attempt is right. Returns how many it released.
+# KEYS: stream, wake set.  ARGV: group, consumer, idle_ms, n_kept, kept ids..., delivered ids...
+# Makes every entry the consumer holds claimable at once, except the kept ones (handed out and
+# still being worked on: their holder keeps the lease); entries it never handed out keep their
+# delivery count, so the next delivery's attempt is right. Returns how many it released.
 _RELEASE = r"""
 local stream, group, consumer, idle = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local n_kept = tonumber(ARGV[4])
 local pending = redis.pcall('XPENDING', stream, group, '-', '+', 100000, consumer)
 if type(pending) ~= 'table' or pending.err then return 0 end
-local delivered = {}
-for i = 4, #ARGV do delivered[ARGV[i]] = true end
+local kept, delivered = {}, {}
+for i = 5, 4 + n_kept do kept[ARGV[i]] = true end
+for i = 5 + n_kept, #ARGV do delivered[ARGV[i]] = true end
+local released = 0
 for _, p in ipairs(pending) do
   local id, count = p[1], tonumber(p[4])
-  if delivered[id] then
-    redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', idle, 'JUSTID')
-  else
-    redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', idle,
-      'RETRYCOUNT', math.max(count - 1, 0), 'JUSTID')
+  if not kept[id] then
+    released = released + 1
+    if delivered[id] then
+      redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', idle, 'JUSTID')
+    else
+      redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', idle,
+        'RETRYCOUNT', math.max(count - 1, 0), 'JUSTID')
+    end
   end
 end
-if #pending > 0 then wake_consumers(stream, KEYS[2]) end
-return #pending
+if released > 0 then wake_consumers(stream, KEYS[2]) end
+return released
 """
 
 # KEYS: stream.  ARGV: group, idle_ms, own consumer name.  Deletes idle consumers holding nothing.

@@ -179,13 +179,19 @@ class RedisDelivery(Delivery):
         """Reset the entry's idle time (XCLAIM to itself, JUSTID) so it is not reclaimed.
 
         Raises LeaseLostError when another delivery (to any consumer) took the entry over or
-        it was settled elsewhere. A heartbeat is otherwise best effort: while Redis is
-        unreachable (or the transport is disconnected) it logs a warning instead of raising;
-        the lease may then run out and the message be redelivered, as at-least-once allows.
+        it was settled elsewhere, and once the transport disconnected (or the consume() loop
+        closed): that released the entry for immediate redelivery. While Redis is merely
+        unreachable a heartbeat is best effort: it logs a warning instead of raising; the
+        lease may then run out and the message be redelivered, as at-least-once allows.
         """
         loop = self._loop
-        if self.settled or loop.transport.current_client() is None:
+        if self.settled:
             return
+        gone = loop.lease_gone
+        if gone is not None:
+            raise LeaseLostError(
+                f"the lease of message {self.message_id} on {self.queue} was lost: {gone}"
+            )
         try:
             kept = await loop.transport.run_script(
                 "extend", [loop.stream], [CONSUMER_GROUP, loop.name, self.entry_id, self.count]

@@ -136,6 +136,8 @@ class RedisTransport(Transport):
         self._scripts: Scripts | None = None
         self._own_pool: ConnectionPool | None = None
         self._loops: set[ConsumeLoop] = set()
+        #: Closed consume() loops whose handed-out deliveries are still being worked on.
+        self._retired: set[ConsumeLoop] = set()
         self._connecting = asyncio.Lock()
         #: Acks (with their forwards) waiting for, or on, the wire.
         self.acks = AckBatcher(self)
@@ -193,7 +195,12 @@ class RedisTransport(Transport):
         self._own_pool = ConnectionPool.from_url(self.url, **options)
         self._scripts = Scripts(client)
         self._client = client
+        self.acks.open()
         logger.debug("connected to Redis at %s", self.safe_url)
+
+    def forget_retired(self, loop: ConsumeLoop) -> None:
+        """A closed consume() loop's last handed-out delivery was settled: nothing to release."""
+        self._retired.discard(loop)
 
     def own_connection(self) -> Redis:
         """A client bound to one connection of its own, outside ``max_connections``.
@@ -215,20 +222,22 @@ class RedisTransport(Transport):
     async def disconnect(self) -> None:
         """Stop every consume() loop, release what they hold for redelivery, close the pools.
 
-        Acks made before the call are sent first; a concurrent connect() waits for it to end.
+        Acks made before the call are sent first; an ack made once it has begun (or after it)
+        raises TransportConnectionError and its message is redelivered. A concurrent connect()
+        waits for it to end.
         """
         async with self._connecting:
             client = self._client
             if client is None:
                 return
-            await self.acks.drain()
-            await self.acks.close()
+            await self.acks.close()  # refuses new acks, sends those already made
             self._client = None
-            loops = list(self._loops)
+            loops = [*self._loops, *self._retired]
+            self._retired.clear()
             for loop in loops:
                 await loop.stop()
             for loop in loops:
-                await loop.release(client)
+                await loop.release(client, because="the transport disconnected")
             self._scripts = None
             own_pool, self._own_pool = self._own_pool, None
             if own_pool is not None:
@@ -352,7 +361,9 @@ class RedisTransport(Transport):
         finally:
             self._loops.discard(loop)
             if loop.alive:
-                await loop.release(client)
+                await loop.retire(client)
+                if loop.held:  # released for good when the transport disconnects
+                    self._retired.add(loop)
             await loop.close()
 
     async def delete_queue(self, queue: str) -> None:

@@ -74,6 +74,28 @@ class SettlementTests(SuiteBase):
             assert second.headers["x-k"] == "v"
             await second.ack()
 
+    async def test_a_closed_consume_loop_keeps_the_leases_it_handed_out(
+        self, transport: Transport
+    ) -> None:
+        """A worker that stopped consuming drains its steps: heartbeats keep them, no duplicate."""
+        queue = self.queue()
+        (message_id,) = await self.publish(transport, queue)
+        draining = Receiver(transport, queue, prefetch=1)
+        held = await self.get(draining)
+        await draining.close()  # stopped consuming; the step still runs
+        async with Receiver(transport, queue) as other:
+            heartbeat = self.visibility_timeout / 3
+            for _ in range(6):  # twice the visibility timeout
+                await held.extend()
+                extra = await other.get(timeout=heartbeat)
+                assert extra is None, (
+                    f"{message_id} was redelivered while its holder was still extending it "
+                    "after its consume() loop closed"
+                )
+            await held.ack()
+            extra = await other.get(timeout=self.quiet_period)
+            assert extra is None, f"an acked message came back: {extra and extra.message_id}"
+
     async def test_lease_expiry_redelivers_to_another_consumer(self, transport: Transport) -> None:
         queue = self.queue()
         await self.publish(transport, queue)

@@ -251,7 +251,9 @@ class Transport(ABC):
 
         Competing consumers of one queue share its messages. The loop rides out broker
         restarts by itself and ends (StopAsyncIteration) after ``disconnect()``; closing it
-        does not settle what it handed out.
+        does not settle what it handed out, and those deliveries keep their leases (a worker
+        that stopped consuming drains its steps: ``extend()`` and the settles still work; left
+        unsettled, they come back when the lease runs out).
         """
 
     @abstractmethod
