@@ -624,6 +624,30 @@ async def test_an_ack_after_disconnect_raises_and_the_message_comes_back(
     assert await _messages_in(raw, transport.keys.stream(queue)) == []
 
 
+async def test_nack_and_dead_letter_after_disconnect_do_nothing(
+    make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
+) -> None:
+    """disconnect() released the entries: their leases are gone, so these settles are no-ops."""
+    transport = await make_transport(visibility_timeout=30.0)
+    await transport.publish(queue, b"x", message_id="n-1")
+    await transport.publish(queue, b"y", message_id="d-1")
+    receiver = Receiver(transport, queue, prefetch=2)
+    nacked, parked = await get(receiver), await get(receiver)
+    await transport.disconnect()
+    await receiver.close()
+    await nacked.nack(delay=5.0)  # never an error, nothing requeued
+    await parked.dead_letter("too late")
+    await transport.connect()
+    async with Receiver(transport, queue, prefetch=2) as again:
+        returned = [await get(again), await get(again)]
+        back = {(d.message_id, d.attempt) for d in returned}
+        assert back == {("n-1", 2), ("d-1", 2)}, "a released entry was settled after disconnect"
+        for delivery in returned:
+            await delivery.ack()
+        assert await again.get(timeout=0.5) is None
+    assert await raw.exists(transport.keys.stream(dead_letter_queue(queue))) == 0
+
+
 async def test_an_unencodable_forward_fails_its_own_ack_only(
     make_transport: MakeTransport, raw: redis.asyncio.Redis, queue: str
 ) -> None:

@@ -81,6 +81,19 @@ class RedisDelivery(Delivery):
             f"entry_id={self.entry_id!r}, attempt={self.attempt})"
         )
 
+    def _released(self, action: str) -> bool:
+        """Whether disconnect() released the entry (the lease is gone): ``action`` does nothing."""
+        gone = self._loop.lease_gone
+        if gone is not None:
+            logger.info(
+                "%s of message %s on %s after its lease was lost (%s): nothing done",
+                action,
+                self.message_id,
+                self.queue,
+                gone,
+            )
+        return gone is not None
+
     async def _settle(self, action: str, operation: Callable[[], Awaitable[None]]) -> None:
         """Run one settling script, once; a settle that failed may be tried again."""
         if not self._claim_settlement(action):
@@ -127,6 +140,8 @@ class RedisDelivery(Delivery):
 
     async def _nack(self, delay: float) -> None:
         loop = self._loop
+        if self._released("nack"):
+            return
         max_deliveries = int(loop.transport.max_deliveries)
         outcome = await loop.transport.run_script(
             "nack",
@@ -161,6 +176,8 @@ class RedisDelivery(Delivery):
         await self._settle("dead_letter", lambda: self._dead_letter(reason))
 
     async def _dead_letter(self, reason: str) -> None:
+        if self._released("dead_letter"):
+            return
         moved = await dead_letter_entry(
             self._loop, self.entry_id, reason, attempt=self.attempt, count=self.count
         )
