@@ -44,9 +44,11 @@ from .transports.base import (
     QueueStats,
     Transport,
     dead_letter_headers,
+    too_many_deliveries,
 )
 from .transports.inmemory import InMemoryTransport
 from .transports.queues import activity_queue, dead_letter_queue, monitor_queue
+from .transports.urls import redact_url
 from .workflow.events import OPT_IN_EVENTS, EventType, WorkflowEvent, WorkflowResult
 from .workflow.messages import (
     EVERY_EVENT,
@@ -167,6 +169,8 @@ __all__ = [
     "monitor_queue",
     "queue_overview",
     "queue_stats",
+    "redact_url",
+    "too_many_deliveries",
 ]
 
 #: Names loaded on first use, so ``import paigeant`` imports neither pydantic-ai nor the store.

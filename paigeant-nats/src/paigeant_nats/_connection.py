@@ -12,34 +12,23 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, Error, NoRespondersError, OutboundBufferLimitError
 
-from paigeant import ConfigurationError, TransportConnectionError
+from paigeant import ConfigurationError, TransportConnectionError, redact_url
 
 from ._replies import Replies
 
-__all__ = ["Connection", "redact", "reraise_swallowed_cancel"]
+__all__ = ["Connection", "reraise_swallowed_cancel"]
 
 logger = logging.getLogger(__name__)
 
 #: Raised by nats-py when it cannot send (closed, reconnecting with a full buffer, ...).
 SEND_ERRORS: tuple[type[BaseException], ...] = (Error, OSError)
-
-
-def redact(url: str) -> str:
-    """``url`` without user name, password or token, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def reraise_swallowed_cancel() -> None:
@@ -68,7 +57,7 @@ class Connection:
     ) -> None:
         """Prepare a connection to ``url``; nothing happens before ``open()``."""
         self.url = url
-        self.safe_url = redact(url)
+        self.safe_url = redact_url(url)
         self.connect_timeout = connect_timeout
         self.connect_attempts = connect_attempts
         self.replies = Replies(request_timeout)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
-from paigeant import TransportConnectionError
+from paigeant import TransportConnectionError, too_many_deliveries
 
 from ._codec import ForeignMessage, Metadata, decode, metadata
 from ._names import WORKER
 from ._puller import Puller
-from .delivery import NatsDelivery, lease_margin, park, too_many
+from .delivery import NatsDelivery, lease_margin, park
 
 if TYPE_CHECKING:
     from .transport import NatsTransport
@@ -198,7 +198,7 @@ class ConsumeLoop:
         if attempt > max_deliveries:
             made = attempt - 1
             await self._dead_letter(
-                msg, source, message_id, headers, too_many(made, max_deliveries), made
+                msg, source, message_id, headers, too_many_deliveries(made, max_deliveries), made
             )
             return None
         now = time.monotonic()

@@ -20,6 +20,7 @@ from paigeant import (
     TransportConnectionError,
     dead_letter_headers,
     dead_letter_queue,
+    too_many_deliveries,
 )
 
 from ._codec import Metadata, encode
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ._consumer import ConsumeLoop
     from .transport import NatsTransport
 
-__all__ = ["NatsDelivery", "lease_margin", "park", "too_many"]
+__all__ = ["NatsDelivery", "lease_margin", "park"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ logger = logging.getLogger(__name__)
 def lease_margin(ack_wait: float) -> float:
     """How much earlier than the server the local lease runs out (its clock started first)."""
     return min(1.0, max(0.05, 0.05 * ack_wait))
-
-
-def too_many(deliveries: int, max_deliveries: int) -> str:
-    """The reason of a message dead-lettered past ``max_deliveries``."""
-    return f"delivered {deliveries} times without success (max_deliveries={max_deliveries})"
 
 
 async def park(
@@ -181,7 +177,7 @@ class NatsDelivery(Delivery):
         transport = self._loop.transport
         try:
             if self.attempt >= transport.max_deliveries:
-                await self._park(too_many(self.attempt, transport.max_deliveries))
+                await self._park(too_many_deliveries(self.attempt, transport.max_deliveries))
             elif delay > 0:
                 source = self.source
                 await transport.store_delayed(

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 from nats.js import JetStreamManager
 
-from paigeant import Delivery, PaigeantError, QueueStats, Transport
+from paigeant import Delivery, PaigeantError, QueueStats, Transport, redact_url
 
 from ._codec import check_size, encode
-from ._connection import Connection, redact
+from ._connection import Connection
 from ._consumer import ConsumeLoop
 from ._errors import NoStreamError, PublishRefusedError, read_pub_ack
 from ._names import Names, validate_prefix, validate_queue
@@ -81,7 +81,7 @@ class NatsTransport(Transport):
         self.url = url or os.environ.get("PAIGEANT_NATS_URL", "").strip() or DEFAULT_URL
         if not self.url.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise ValueError(
-                f"unsupported NATS URL {redact(self.url)!r}: use nats://, tls://, ws:// or wss://"
+                f"unsupported NATS URL {redact_url(self.url)!r}: use nats://, tls://, ws:// or wss://"
             )
         prefix = prefix or os.environ.get("PAIGEANT_NATS_PREFIX", "").strip() or DEFAULT_PREFIX
         for name, value in (
@@ -130,7 +130,7 @@ class NatsTransport(Transport):
     @property
     def safe_url(self) -> str:
         """The URL with any credentials hidden."""
-        return redact(self.url)
+        return redact_url(self.url)
 
     @property
     def connection(self) -> Connection:

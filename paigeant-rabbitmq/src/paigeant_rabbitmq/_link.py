@@ -14,13 +14,13 @@ import logging
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import AMQPError, ProbableAuthenticationError
 
-from paigeant import TransportConnectionError
+from paigeant import TransportConnectionError, redact_url
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -28,7 +28,6 @@ __all__ = [
     "Link",
     "LinkClosedError",
     "close_quietly",
-    "redact",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,17 +55,6 @@ class LinkClosedError(TransportConnectionError):
     """The transport disconnected: no connection will be made again."""
 
 
-def redact(url: str) -> str:
-    """``url`` without user name or password, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
-
-
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname or '?'}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
@@ -78,7 +66,7 @@ class Link:
     def __init__(self, url: str, *, connect_timeout: float, connect_attempts: int) -> None:
         """Prepare a connection to ``url``; nothing connects before ``open()``."""
         self.url = url
-        self.safe_url = redact(url)
+        self.safe_url = redact_url(url)
         self.host = _host(url)
         self.connect_timeout = connect_timeout
         self.connect_attempts = connect_attempts

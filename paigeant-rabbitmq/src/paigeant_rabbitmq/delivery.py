@@ -16,19 +16,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paigeant import Delivery, LeaseLostError, Outgoing
+from paigeant import Delivery, LeaseLostError, Outgoing, too_many_deliveries
 
 if TYPE_CHECKING:
     from ._session import Session
 
-__all__ = ["RabbitMQDelivery", "too_many"]
+__all__ = ["RabbitMQDelivery"]
 
 logger = logging.getLogger(__name__)
-
-
-def too_many(deliveries: int, max_deliveries: int) -> str:
-    """The reason of a message dead-lettered past ``max_deliveries``."""
-    return f"delivered {deliveries} times without success (max_deliveries={max_deliveries})"
 
 
 class RabbitMQDelivery(Delivery):
@@ -126,7 +121,7 @@ class RabbitMQDelivery(Delivery):
         transport = session.transport
         try:
             if self.attempt >= transport.max_deliveries:
-                await self._park(too_many(self.attempt, transport.max_deliveries))
+                await self._park(too_many_deliveries(self.attempt, transport.max_deliveries))
             elif delay > 0:
                 await transport.publish_again(self, delay=delay)
                 await session.ack(self)
@@ -158,7 +153,7 @@ class RabbitMQDelivery(Delivery):
         if not self._claim_settlement("dead_letter"):
             return
         try:
-            await self._park(too_many(self.attempt - 1, limit), attempt=limit)
+            await self._park(too_many_deliveries(self.attempt - 1, limit), attempt=limit)
         except BaseException:
             self._release_settlement()
             raise

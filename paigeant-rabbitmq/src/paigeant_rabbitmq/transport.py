@@ -11,12 +11,19 @@ from typing import ClassVar
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from paigeant import Delivery, QueueStats, Transport, dead_letter_headers, dead_letter_queue
+from paigeant import (
+    Delivery,
+    QueueStats,
+    Transport,
+    dead_letter_headers,
+    dead_letter_queue,
+    redact_url,
+)
 
 from ._consumer import ConsumeLoop
 from ._errors import UnroutableError
 from ._headers import attempt_of, delivered_headers, message_id_of, properties
-from ._link import Link, redact
+from ._link import Link
 from ._names import (
     DELAY_LEVELS,
     delay_bits,
@@ -78,7 +85,7 @@ class RabbitMQTransport(Transport):
         self.url = url or os.environ.get("PAIGEANT_RABBITMQ_URL", "").strip() or DEFAULT_URL
         if not self.url.startswith(("amqp://", "amqps://")):
             raise ValueError(
-                f"unsupported RabbitMQ URL {redact(self.url)!r}: use amqp:// or amqps://"
+                f"unsupported RabbitMQ URL {redact_url(self.url)!r}: use amqp:// or amqps://"
             )
         for name, value in (
             ("visibility_timeout", visibility_timeout),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from paigeant import dead_letter_queue
+from paigeant import dead_letter_queue, too_many_deliveries
 
 from ._codec import decode_entry, parse_xread, text
 from ._errors import is_missing_group, is_retryable
@@ -304,10 +304,7 @@ class ConsumeLoop:
             body, message_id, headers, base = decode_entry(entry_id, fields)
             attempt = base + 1
             if attempt > self.transport.max_deliveries:
-                reason = (
-                    f"delivered {attempt - 1} times without success "
-                    f"(max_deliveries={self.transport.max_deliveries})"
-                )
+                reason = too_many_deliveries(attempt - 1, self.transport.max_deliveries)
                 if await dead_letter_entry(self, entry_id, reason, attempt=attempt - 1, count=1):
                     logger.warning(
                         "dead-lettered message %s from %s: %s", message_id, self.queue, reason

@@ -10,7 +10,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -24,6 +24,7 @@ from paigeant import (
     Transport,
     TransportConnectionError,
     dead_letter_queue,
+    redact_url,
 )
 
 from ._acks import AckBatcher
@@ -56,18 +57,6 @@ _KEEPALIVE: dict[int, int | bytes] = {
     )
     if option is not None
 }
-
-
-def _redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class RedisTransport(Transport):
@@ -111,7 +100,7 @@ class RedisTransport(Transport):
         scheme = urlsplit(self.url).scheme
         if scheme not in _SCHEMES:
             raise ValueError(
-                f"unsupported Redis URL {_redact(self.url)!r}: use redis://, rediss:// or unix://"
+                f"unsupported Redis URL {redact_url(self.url)!r}: use redis://, rediss:// or unix://"
             )
         if visibility_timeout <= 0:
             raise ValueError("visibility_timeout must be positive")
@@ -148,7 +137,7 @@ class RedisTransport(Transport):
     @property
     def safe_url(self) -> str:
         """The Redis URL with any password hidden."""
-        return _redact(self.url)
+        return redact_url(self.url)
 
     @property
     def dedup_ttl_ms(self) -> int:

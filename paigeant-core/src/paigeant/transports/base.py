@@ -51,6 +51,7 @@ __all__ = [
     "QueueStats",
     "Transport",
     "dead_letter_headers",
+    "too_many_deliveries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ DEAD_LETTER_QUEUE_HEADER = "x-paigeant-dead-letter-queue"
 DEAD_LETTER_ATTEMPT_HEADER = "x-paigeant-dead-letter-attempt"
 #: Header of a dead letter: when it was dead-lettered, ISO 8601 in UTC.
 DEAD_LETTER_TIME_HEADER = "x-paigeant-dead-letter-time"
+
+
+def too_many_deliveries(deliveries: int, max_deliveries: int) -> str:
+    """The reason of a message dead-lettered by its transport past ``max_deliveries``."""
+    return f"delivered {deliveries} times without success (max_deliveries={max_deliveries})"
 
 
 def dead_letter_headers(

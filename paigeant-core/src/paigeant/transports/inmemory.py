@@ -17,6 +17,7 @@ from .base import (
     QueueStats,
     Transport,
     dead_letter_headers,
+    too_many_deliveries,
 )
 from .queues import dead_letter_queue
 
@@ -241,7 +242,10 @@ class _InMemoryDelivery(Delivery):
         transport = self._transport
         if self._entry.deliveries >= transport.max_deliveries:
             transport._dead_letter(
-                self.queue, self._entry, _too_many(self._entry.deliveries, transport), self.attempt
+                self.queue,
+                self._entry,
+                too_many_deliveries(self._entry.deliveries, transport.max_deliveries),
+                self.attempt,
             )
             return
         transport.broker.enqueue(self.queue, self._entry, delay)
@@ -266,12 +270,6 @@ class _InMemoryDelivery(Delivery):
         if self._timer is not None:
             self._timer.cancel()
         self._start_lease()
-
-
-def _too_many(deliveries: int, transport: Transport) -> str:
-    return (
-        f"delivered {deliveries} times without success (max_deliveries={transport.max_deliveries})"
-    )
 
 
 class InMemoryTransport(Transport):
@@ -378,7 +376,9 @@ class InMemoryTransport(Transport):
             entry.deliveries += 1
             if entry.deliveries > self.max_deliveries:
                 made = entry.deliveries - 1
-                self._dead_letter(queue, entry, _too_many(made, self), made)
+                self._dead_letter(
+                    queue, entry, too_many_deliveries(made, self.max_deliveries), made
+                )
                 continue
             delivery = _InMemoryDelivery(self, queue, entry, consumer)
             entry.holder = delivery
