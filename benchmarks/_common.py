@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import sys
 from typing import Any
 
-__all__ = ["baseline_result", "peak_rss_mib", "percentile", "report"]
+__all__ = ["baseline_result", "peak_rss_mib", "percentile", "process_cpu_seconds", "report"]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -23,6 +24,13 @@ def percentile(values: list[float], pct: float) -> float:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds process ``pid`` has used so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(result: dict[str, Any], summary: str) -> None:

@@ -17,21 +17,25 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _common import baseline_result
 
-__all__ = ["baselines", "faststream_hops", "raw_nats_hops"]
+__all__ = ["faststream_hops", "raw_nats_hops", "runners"]
 
 BATCH = 32
 
 
-def baselines(workflows: int, steps: int, concurrency: int, body_bytes: int) -> dict[str, Any]:
-    """Both baselines on ``PAIGEANT_NATS_URL`` (default the local server), one after the other."""
+def runners(
+    workflows: int, steps: int, concurrency: int, body_bytes: int
+) -> dict[str, Callable[[], Awaitable[dict[str, Any]]]]:
+    """Both baselines on ``PAIGEANT_NATS_URL`` (default the local server), each a coroutine to run."""
     url = os.environ.get("PAIGEANT_NATS_URL", "nats://127.0.0.1:4222")
+    shape = (workflows, steps, concurrency, body_bytes)
     return {
-        "raw-nats-py": asyncio.run(raw_nats_hops(url, workflows, steps, concurrency, body_bytes)),
-        "faststream": asyncio.run(faststream_hops(url, workflows, steps, concurrency, body_bytes)),
+        "raw-nats-py": lambda: raw_nats_hops(url, *shape),
+        "faststream": lambda: faststream_hops(url, *shape),
     }
 
 

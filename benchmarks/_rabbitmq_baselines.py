@@ -18,23 +18,25 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _common import baseline_result
 
-__all__ = ["baselines", "faststream_hops", "raw_aio_pika_hops"]
+__all__ = ["faststream_hops", "raw_aio_pika_hops", "runners"]
 
 _QUORUM = {"x-queue-type": "quorum"}
 
 
-def baselines(workflows: int, steps: int, concurrency: int, body_bytes: int) -> dict[str, Any]:
-    """Both baselines on ``PAIGEANT_RABBITMQ_URL`` (default the local node), one after the other."""
+def runners(
+    workflows: int, steps: int, concurrency: int, body_bytes: int
+) -> dict[str, Callable[[], Awaitable[dict[str, Any]]]]:
+    """Both baselines on ``PAIGEANT_RABBITMQ_URL`` (default the local node), each a coroutine to run."""
     url = os.environ.get("PAIGEANT_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    shape = (workflows, steps, concurrency, body_bytes)
     return {
-        "raw-aio-pika": asyncio.run(
-            raw_aio_pika_hops(url, workflows, steps, concurrency, body_bytes)
-        ),
-        "faststream": asyncio.run(faststream_hops(url, workflows, steps, concurrency, body_bytes)),
+        "raw-aio-pika": lambda: raw_aio_pika_hops(url, *shape),
+        "faststream": lambda: faststream_hops(url, *shape),
     }
 
 

@@ -13,19 +13,23 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _common import baseline_result
 
-__all__ = ["baselines", "faststream_hops", "raw_redis_hops"]
+__all__ = ["faststream_hops", "raw_redis_hops", "runners"]
 
 
-def baselines(workflows: int, steps: int, concurrency: int, body_bytes: int) -> dict[str, Any]:
-    """Both baselines on ``PAIGEANT_REDIS_URL`` (default the local Redis), one after the other."""
+def runners(
+    workflows: int, steps: int, concurrency: int, body_bytes: int
+) -> dict[str, Callable[[], Awaitable[dict[str, Any]]]]:
+    """Both baselines on ``PAIGEANT_REDIS_URL`` (default the local Redis), each a coroutine to run."""
     url = os.environ.get("PAIGEANT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    shape = (workflows, steps, concurrency, body_bytes)
     return {
-        "raw-redis-py": asyncio.run(raw_redis_hops(url, workflows, steps, concurrency, body_bytes)),
-        "faststream": asyncio.run(faststream_hops(url, workflows, steps, concurrency, body_bytes)),
+        "raw-redis-py": lambda: raw_redis_hops(url, *shape),
+        "faststream": lambda: faststream_hops(url, *shape),
     }
 
 

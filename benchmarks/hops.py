@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _common import peak_rss_mib, percentile, report
+from _common import peak_rss_mib, percentile, process_cpu_seconds, report
 
 from paigeant import (
     ActivityContext,
@@ -133,11 +135,14 @@ def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
     if all("cpu_us_per_hop" in sample for sample in samples):
         cpu = sorted(sample["cpu_us_per_hop"] for sample in samples)
         median["median_cpu_us_per_hop"] = cpu[len(cpu) // 2]
+    if all("broker_cpu_us_per_hop" in sample for sample in samples):
+        broker = sorted(sample["broker_cpu_us_per_hop"] for sample in samples)
+        median["median_broker_cpu_us_per_hop"] = broker[len(broker) // 2]
     return median
 
 
-#: Baseline module of each broker transport: ``baselines(workflows, steps, concurrency, body)``
-#: returns ``{name: result}`` for the raw client loop and FastStream on the same broker.
+#: Baseline module of each broker transport: ``runners(workflows, steps, concurrency, body)``
+#: returns ``{name: coroutine factory}`` for the raw client loop and FastStream on the same broker.
 BASELINES: dict[str, str] = {
     "redis": "_redis_baselines",
     "nats": "_nats_baselines",
@@ -146,7 +151,7 @@ BASELINES: dict[str, str] = {
 
 
 def run_baselines(
-    transport: str, workflows: int, steps: int, concurrency: int
+    transport: str, workflows: int, steps: int, concurrency: int, broker_pid: int | None
 ) -> dict[str, dict[str, Any]]:
     """Run ``transport``'s baselines with the same shape and paigeant's own hop size."""
     module_name = BASELINES.get(transport)
@@ -156,8 +161,28 @@ def run_baselines(
         )
     module = importlib.import_module(module_name)
     body = envelope_growth(steps).get("step_1_bytes", 1500)
-    results: dict[str, dict[str, Any]] = module.baselines(workflows, steps, concurrency, body)
-    return results
+    return {
+        name: with_broker_cpu(broker_pid, workflows * steps, factory)
+        for name, factory in module.runners(workflows, steps, concurrency, body).items()
+    }
+
+
+def with_broker_cpu(
+    broker_pid: int | None, hops: int, measure: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Run ``measure()`` to its result, plus the broker's CPU per hop when its pid is known."""
+    if broker_pid is None:
+        return asyncio.run(_result(measure))
+    before = process_cpu_seconds(broker_pid)
+    result = asyncio.run(_result(measure))
+    result["broker_cpu_us_per_hop"] = round(
+        (process_cpu_seconds(broker_pid) - before) / hops * 1e6, 1
+    )
+    return result
+
+
+async def _result(measure: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    return await measure()
 
 
 def envelope_growth(total_steps: int = 100) -> dict[str, int]:
@@ -213,6 +238,12 @@ def main() -> None:
         action="store_true",
         help="broker transports: also run the raw client loop and FastStream on the same broker",
     )
+    parser.add_argument(
+        "--broker-pid",
+        type=int,
+        help="also report the broker's CPU per hop (setup included), read from /proc/PID/stat; "
+        "for example $(pgrep -x nats-server), $(pgrep -f beam.smp), $(pgrep -x redis-server)",
+    )
     args = parser.parse_args()
     signers = args.signer or ["none"]
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in signers}
@@ -220,11 +251,17 @@ def main() -> None:
         # Interleaved, so machine noise hits every configuration alike.
         for name in signers:
             samples[name].append(
-                asyncio.run(run(args.transport, name, args.workflows, args.steps, args.concurrency))
+                with_broker_cpu(
+                    args.broker_pid,
+                    args.workflows * args.steps,
+                    functools.partial(
+                        run, args.transport, name, args.workflows, args.steps, args.concurrency
+                    ),
+                )
             )
         if args.baselines:
             for name, result in run_baselines(
-                args.transport, args.workflows, args.steps, args.concurrency
+                args.transport, args.workflows, args.steps, args.concurrency, args.broker_pid
             ).items():
                 samples.setdefault(name, []).append(result)
     runs = [_median_run(configuration) for configuration in samples.values()]
@@ -246,6 +283,11 @@ def main() -> None:
         f"({r['workflows_per_second']:,.0f} workflows/s, p50 {r['hop_latency_p50_ms']} ms, "
         f"p99 {r['hop_latency_p99_ms']} ms, "
         + (f"{r['median_cpu_us_per_hop']} us CPU/hop, " if "median_cpu_us_per_hop" in r else "")
+        + (
+            f"broker {r['median_broker_cpu_us_per_hop']} us CPU/hop, "
+            if "median_broker_cpu_us_per_hop" in r
+            else ""
+        )
         + f"x{r['ratio_to_first']} of the first, "
         f"x{r['median_round_ratio_to_first']} within rounds)"
         for r in runs
