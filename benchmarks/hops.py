@@ -5,10 +5,12 @@
     uv run python benchmarks/hops.py --envelope
     uv run --group bench python benchmarks/hops.py --transport redis --baselines
     uv run --group bench python benchmarks/hops.py --transport nats --baselines
+    uv run --group bench python benchmarks/hops.py --transport nats --baselines \
+        --broker-pid $(pgrep -x nats-server)
 
-Prints JSON (hops/s, workflows/s, this process's CPU per hop, p50/p99 per-hop latency, peak
-RSS) and one summary line per configuration; with several ``--signer`` values, also each one's
-ratio to the first.
+Prints JSON (hops/s, workflows/s, this process's CPU per hop, with ``--broker-pid`` the
+broker's too, p50/p99 per-hop latency, peak RSS) and one summary line per configuration; with
+several ``--signer`` values, also each one's ratio to the first.
 """
 
 from __future__ import annotations
