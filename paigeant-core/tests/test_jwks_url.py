@@ -372,3 +372,55 @@ def test_a_hanging_fetch_does_not_delay_interpreter_exit() -> None:
     assert process.returncode == 0, err
     assert out.strip() == "fetch hanging", err
     assert time.monotonic() - started < 5
+
+
+class TricklingServer:
+    """Answers every GET with headers, then one byte of body at a time, never finishing."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                while not owner.stop.is_set():  # each read gets a byte in time: no timeout
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    owner.stop.wait(0.05)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_a_fetch_that_never_completes_is_given_up_on() -> None:
+    """urllib's timeout bounds each read only: a trickling issuer must not hold steps forever."""
+    from paigeant.security._jwks_url import UrlJwks
+
+    trickle = TricklingServer()
+    try:
+        jwks = UrlJwks(trickle.url, what="test", timeout=0.2)  # gives up after 2 x 0.2 + 1 s
+        started = time.monotonic()
+        with pytest.raises(IdentityProviderUnavailableError, match=r"no complete answer"):
+            await jwks.key_async(None)
+        waited = time.monotonic() - started
+        assert 1.2 <= waited < 3.0, f"waited {waited:.2f}s for a fetch that never completes"
+        started = time.monotonic()
+        with pytest.raises(IdentityProviderUnavailableError):
+            jwks.key(None)  # the blocking lookup is bounded too (within the failure backoff)
+        assert time.monotonic() - started < 3.0
+    finally:
+        trickle.close()

@@ -155,6 +155,32 @@ def test_canonical_json_encodes_what_orjson_refuses_the_same_way_every_time() ->
     assert canonical_json(nested) == b"[" * 300 + b"1" + b"]" * 300
 
 
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ({1: "a", "b": 2}, b'{"1":"a","b":2}'),
+        ({1: "a", "b": 2, "big": 2**70}, b'{"1":"a","b":2,"big":1180591620717411303424}'),
+        ({(1, 2): "x"}, b'{"1,2":"x"}'),
+        ({True: 1, "z": 2}, b'{"true":1,"z":2}'),
+        ({float("nan"): 1}, b'{"nan":1}'),
+        ({"1": "b", 1: "a"}, b'{"1":"a"}'),  # keys that collide as strings: the last one wins
+    ],
+    ids=["int-key", "int-key-and-big-int", "tuple-key", "bool-key", "nan-key", "colliding"],
+)
+def test_canonical_json_makes_keys_strings_as_pydantic_does(value: Any, encoded: bytes) -> None:
+    assert canonical_json(value) == encoded
+    assert canonical_json(json.loads(encoded)) == encoded
+    once = canonical_json({1: "a", "1": "b"})
+    assert once.count(b'"1"') == 1, f"duplicate keys: {once!r}"
+
+
+def test_a_message_with_non_string_keys_round_trips_byte_stable() -> None:
+    message = _message([ActivitySpec(name="a", arguments={"m": {1: "x", 2: [3]}})], {}, 1)
+    data = encode_message(message)
+    assert b'{"1":"x","2":[3]}' in data
+    assert encode_message(decode_message(data)) == data
+
+
 def test_canonical_json_names_what_cannot_be_encoded() -> None:
     with pytest.raises(ValueError, match="canonical JSON"):
         canonical_json({"x": object()})

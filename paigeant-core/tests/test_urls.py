@@ -19,6 +19,11 @@ from paigeant import redact_url, too_many_deliveries
             "rediss://***@[::1]:6379/0?ssl_cert_reqs=none",
         ),
         ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ("redis://cache?password=s3cret&db=2", "redis://cache?password=***&db=2"),
+        ("unix:///run/redis.sock?db=0&password=s3cret", "unix:///run/redis.sock?db=0&password=***"),
+        ("nats://host:4222?token=TOKEN", "nats://host:4222?token=***"),
+        ("redis://u:s3cret@host:99999/0", "redis://***@host:99999/0"),  # a bad port: no error
+        ("amqp://guest:p%40ss@rabbit/", "amqp://***@rabbit/"),
     ],
 )
 def test_redact_url_hides_user_password_and_token(url: str, shown: str) -> None:

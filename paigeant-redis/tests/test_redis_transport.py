@@ -352,6 +352,46 @@ async def test_an_unsettled_delivery_of_a_closed_loop_comes_back(
         await back.ack()
 
 
+@pytest.mark.parametrize("first", ["close", "disconnect"])
+async def test_a_loop_closed_while_the_transport_disconnects_is_released(
+    make_transport: MakeTransport, queue: str, first: str
+) -> None:
+    """Closing a consume() loop and disconnect() racing: the entry is given back at once."""
+    transport = await make_transport(visibility_timeout=30.0)
+    await transport.publish(queue, b"x", message_id="r-1")
+    deliveries = transport.consume(queue)
+    held = await anext(deliveries)
+    closing = deliveries.aclose()  # type: ignore[attr-defined]
+    steps = [closing, transport.disconnect()]
+    await asyncio.gather(*(steps if first == "close" else reversed(steps)))
+    with pytest.raises(LeaseLostError, match="the transport disconnected"):
+        await held.extend()
+    assert not transport._retired, "a released loop stayed retired"
+    other = await make_transport(visibility_timeout=30.0)
+    async with Receiver(other, queue) as again:  # not after the 30 s lease
+        back = await get(again, timeout=3.0)
+        assert (back.message_id, back.attempt) == ("r-1", 2)
+        await back.ack()
+
+
+async def test_a_lost_lease_frees_its_closed_loop(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    """A retired loop is forgotten once its last delivery lost its lease (nothing kept)."""
+    transport = await make_transport(visibility_timeout=0.4)
+    await transport.publish(queue, b"x", message_id="f-1")
+    receiver = Receiver(transport, queue)
+    held = await get(receiver)
+    await receiver.close()
+    assert len(transport._retired) == 1
+    async with Receiver(transport, queue) as other:
+        back = await get(other, timeout=3.0)  # the lease ran out: taken over
+        with pytest.raises(LeaseLostError):
+            await held.extend()
+        assert not transport._retired, "a loop holding only a lost delivery stayed retired"
+        await back.ack()
+
+
 async def test_a_read_cancelled_before_it_started_leaves_no_unawaited_coroutine(
     make_transport: MakeTransport, queue: str
 ) -> None:

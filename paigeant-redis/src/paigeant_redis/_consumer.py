@@ -361,8 +361,21 @@ class ConsumeLoop:
             self.abandoned.discard(delivery.entry_id)
         finally:
             self._capacity.set()
-            if self.retired and not self.held:
-                self.transport.forget_retired(self)
+            self._forget_if_done()
+
+    @property
+    def holds_anything(self) -> bool:
+        """Whether entries it handed out are unsettled (held, or a settle of them failed)."""
+        return bool(self.held or self.abandoned)
+
+    def lost(self, delivery: RedisDelivery) -> None:
+        """``delivery``'s lease was lost (another consumer took the entry): it is not held."""
+        self._unhold(delivery)
+        self._forget_if_done()
+
+    def _forget_if_done(self) -> None:
+        if self.retired and not self.holds_anything:
+            self.transport.forget_retired(self)
 
     def _unhold(self, delivery: RedisDelivery) -> bool:
         # A lease that expired may have been reclaimed by this same loop: only the latest

@@ -222,6 +222,7 @@ class RedisDelivery(Delivery):
             )
             return
         if not int(kept):
+            loop.lost(self)
             raise LeaseLostError(
                 f"the lease of message {self.message_id} on {self.queue} was lost: it ran out "
                 f"(visibility_timeout={loop.transport.visibility_timeout}s) and the message "

@@ -348,11 +348,15 @@ class RedisTransport(Transport):
                     loop.hold(delivery)
                     yield delivery
         finally:
+            # Retired before the loop leaves _loops: a disconnect() meanwhile must find it.
+            self._retired.add(loop)
             self._loops.discard(loop)
             if loop.alive:
                 await loop.retire(client)
-                if loop.held:  # released for good when the transport disconnects
-                    self._retired.add(loop)
+            if not loop.alive:  # disconnect() ran meanwhile (or before): release everything
+                await loop.release(client, because="the transport disconnected")
+            if loop.released or not loop.holds_anything:
+                self._retired.discard(loop)
             await loop.close()
 
     async def delete_queue(self, queue: str) -> None:

@@ -23,6 +23,7 @@ import math
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 
 import jwt
 from jwt import PyJWK
@@ -83,6 +84,9 @@ class UrlJwks:
         self.cache_ttl = float(cache_ttl)
         self.max_stale = float(max_stale)
         self.refetch_interval = float(refetch_interval)
+        #: Longest a fetch may take in all: urllib's timeout bounds each socket read only, so
+        #: an issuer trickling bytes would hold a fetch (and everyone waiting for it) forever.
+        self.fetch_deadline = 2 * float(timeout) + 1.0
         self._lock = threading.Lock()
         self._keys: list[PyJWK] | None = None
         self._fetched_at = -math.inf  # monotonic time of the last successful fetch
@@ -101,7 +105,11 @@ class UrlJwks:
         """The key for ``kid``, fetching first if it must (blocks the calling thread)."""
         found = self._cached(kid)
         if found is None:
-            self._refresh().result()
+            fetch = self._refresh()
+            try:
+                fetch.result(timeout=self._wait_left())
+            except FutureTimeoutError:
+                self._abandon(fetch)
             found = self._after_fetch(kid)
         return found
 
@@ -109,7 +117,12 @@ class UrlJwks:
         """The key for ``kid``; a fetch it waits for runs in the fetch thread, not the loop."""
         found = self._cached(kid)
         if found is None:
-            await asyncio.shield(asyncio.wrap_future(self._refresh()))
+            fetch = self._refresh()
+            try:
+                async with asyncio.timeout(self._wait_left()):
+                    await asyncio.shield(asyncio.wrap_future(fetch))
+            except TimeoutError:
+                self._abandon(fetch)
             found = self._after_fetch(kid)
         return found
 
@@ -173,7 +186,29 @@ class UrlJwks:
     def _refresh(self) -> Future[None]:
         """The fetch in progress, or a new one started in a fetch thread."""
         with self._lock:
+            if self._pending is not None and self._overdue():
+                self._give_up_locked(self._pending)
             return self._pending or self._start_fetch()
+
+    def _overdue(self) -> bool:
+        return time.monotonic() - self._attempted_at >= self.fetch_deadline
+
+    def _wait_left(self) -> float:
+        """Seconds a caller may still wait for the fetch in progress (at least a moment)."""
+        return max(0.01, self._attempted_at + self.fetch_deadline - time.monotonic())
+
+    def _abandon(self, fetch: Future[None]) -> None:
+        """``fetch`` ran past ``fetch_deadline``: count it failed; the next lookup starts anew."""
+        with self._lock:
+            if self._pending is fetch:
+                self._give_up_locked(fetch)
+
+    def _give_up_locked(self, fetch: Future[None]) -> None:
+        self._failure = f"no complete answer within {self.fetch_deadline:g}s"
+        self._pending = None
+        if not fetch.done():
+            fetch.set_result(None)
+        logger.warning("%s: the JWKS fetch %s; giving up on it", self.what, self._failure)
 
     def _start_fetch(self) -> Future[None]:
         """Start a fetch in a new daemon thread (the lock is held, no fetch is pending)."""
@@ -199,20 +234,24 @@ class UrlJwks:
         except Exception as exc:  # any failure of the issuer's endpoint: not the token's fault
             reason = str(exc) if isinstance(exc, ConfigurationError) else type(exc).__name__
             with self._lock:
-                self._failure = reason
-                self._pending = None
+                if self._pending is future:  # not given up on meanwhile (a newer fetch may run)
+                    self._failure = reason
+                    self._pending = None
                 kept = len(self._keys or ())
-            future.set_result(None)
+                if not future.done():
+                    future.set_result(None)
             logger.warning(
                 "%s: cannot fetch the JWKS (%s); keeping %d cached key(s)", self.what, reason, kept
             )
             return
         with self._lock:
-            self._keys = keys
+            self._keys = keys  # fresh keys, even from a fetch given up on: better than old ones
             self._fetched_at = time.monotonic()
-            self._failure = None
-            self._pending = None
-        future.set_result(None)
+            if self._pending is future:
+                self._failure = None
+                self._pending = None
+            if not future.done():
+                future.set_result(None)
         logger.info("%s: fetched the JWKS (%d signing key(s))", self.what, len(keys))
 
     def _download(self) -> list[PyJWK]:

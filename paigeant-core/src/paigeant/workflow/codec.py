@@ -31,9 +31,11 @@ class MalformedMessageError(ValueError):
 
 
 #: orjson's canonical form: sorted keys, no whitespace, UTF-8, UTC datetimes ending in ``Z``.
-_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
-#: For what orjson refuses (integers beyond 64 bits, nesting deeper than 255): the same sorted,
-#: compact form from the standard library, built once (``json.dumps`` builds one per call).
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
+#: For what orjson refuses (keys that are not strings, integers beyond 64 bits, nesting deeper
+#: than 255): the same sorted, compact form from the standard library, built once
+#: (``json.dumps`` builds one per call), over pydantic's JSON form of the value (keys made
+#: strings, as pydantic's JSON mode always did; keys that then collide keep the last value).
 _FALLBACK = json.JSONEncoder(
     sort_keys=True,
     separators=(",", ":"),
@@ -60,7 +62,11 @@ def canonical_json(value: Any) -> bytes:
 
 def _fallback(value: Any) -> bytes:
     try:
-        return _FALLBACK.encode(value).encode("utf-8")
+        try:
+            plain = to_jsonable_python(value)
+        except (PydanticSerializationError, ValueError):  # too deep for pydantic: plain JSON?
+            plain = value
+        return _FALLBACK.encode(plain).encode("utf-8")
     except (TypeError, ValueError, PydanticSerializationError) as exc:
         raise ValueError(f"value is not canonical JSON: {exc}") from exc
 
