@@ -545,3 +545,58 @@ async def group_by(
             (activity,),
         )
     return {status: int(n) for status, n in await cursor.fetchall()}
+
+
+async def test_competing_writers_keep_the_counts_exact_without_deadlocks(
+    postgres_url: str, schema: str
+) -> None:
+    tags = [f"count-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    workflows = [WorkflowEvents() for _ in range(60)]
+    events = []
+    for i, w in enumerate(workflows):
+        names = [tags[i % 3], tags[(i + 1) % 3]]
+        events += [w.dispatched(names), w.completed(0, names[0])]
+        if i % 4 == 0:
+            events.append(w.finished(EventType.WORKFLOW_COMPLETED, 1))
+        elif i % 4 == 1:
+            events.append(w.faulted(1, names[1]))
+        elif i % 4 == 2:
+            extra = tags[(i + 2) % 3]
+            events += [w.revised(0, names[0], [extra]), w.started(1, extra)]
+    stores = [PostgresWorkflowStore(url=postgres_url, schema=schema) for _ in range(3)]
+    aborted: list[BaseException] = []
+    for store in stores:
+        fold = store._fold
+
+        async def counting(db: Any, fresh: Any, fold: Any = fold) -> None:
+            try:
+                await fold(db, fresh)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.TransactionRollback) as exc:
+                aborted.append(exc)
+                raise
+
+        store._fold = counting  # type: ignore[method-assign]
+        await store.connect()
+    try:
+        # every writer gets every event, in its own order and batching (competing monitors)
+        async def write(index: int) -> int:
+            mine = events if index != 1 else list(reversed(events))
+            if index == 2:
+                mine = events[1::2] + events[::2]
+            total = 0
+            for start in range(0, len(mine), 7 + index):
+                total += await stores[index].record_many(mine[start : start + 7 + index])
+            return total
+
+        totals = await asyncio.gather(*(write(i) for i in range(3)))
+        assert sum(totals) == len(events)
+        assert aborted == []
+        for tag in tags:
+            counts = await stores[0].counts(activity=tag)
+            assert counts == await recount(stores[0], tag), tag
+            assert sum(counts.values()) == 60 * 2 // 3 + 5  # two of three tags each, 5 revised
+            assert counts["completed"] == 10 and counts["compensating"] == 10, tag
+        assert await stores[0].counts() == await recount(stores[0])
+    finally:
+        for store in stores:
+            await store.close()
