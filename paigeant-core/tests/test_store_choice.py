@@ -100,7 +100,7 @@ async def test_the_schema_is_versioned_and_a_newer_one_refused(tmp_path: Path) -
     async with SqliteWorkflowStore(url=str(path)):
         pass
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         db.execute("PRAGMA user_version = 7")
     with pytest.raises(StoreUnavailableError, match="schema version 7, newer than this paigeant"):

@@ -23,7 +23,7 @@ from paigeant import (
     WorkflowRecord,
     get_workflow_store,
 )
-from paigeant.testing import WorkflowEvents
+from paigeant.testing import WorkflowEvents, recount
 from paigeant_postgres import SCHEMA_VERSION, PostgresWorkflowStore
 from paigeant_postgres._schema import _MIGRATIONS
 
@@ -453,3 +453,150 @@ def test_a_bad_or_unreachable_url_is_one_line_at_once(
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr
     assert time.monotonic() - started < 8, "it waited for the pool's retries"
+
+
+async def test_a_version_2_schema_is_backfilled_and_counts_stay_exact(
+    postgres_url: str, fresh_schema: str
+) -> None:
+    quoted = f'"{fresh_schema}"'
+    records = old_workflows()
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+        await db.execute(f"CREATE SCHEMA {quoted}")
+        for migration in _MIGRATIONS[:2]:  # what paigeant-postgres with schema version 2 made
+            for statement in migration:
+                await db.execute(statement.format(s=quoted))
+        await db.execute(f"CREATE TABLE {quoted}.schema_version (version INTEGER NOT NULL)")
+        await db.execute(f"INSERT INTO {quoted}.schema_version VALUES (1), (2)")
+        for change, record in enumerate(records, 1):
+            cursor = await db.execute(
+                f"INSERT INTO {quoted}.workflows (correlation_id, status, change_seq, summary, "
+                "record, trace_id) VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+                (
+                    record.correlation_id,
+                    record.status,
+                    change,
+                    record.summary().model_dump_json(),
+                    record.model_dump_json(),
+                    record.trace_id,
+                ),
+            )
+            (seq,) = await cursor.fetchone() or (0,)
+            for name in set(record.activities):
+                await db.execute(
+                    f"INSERT INTO {quoted}.workflow_activities (activity, seq) VALUES (%s, %s)",
+                    (name, seq),
+                )
+        expected = {name: await group_by(db, quoted, name) for name in (None, "a", "b", "c")}
+    assert expected[None] == dict.fromkeys(OLD_STATUSES, 8)
+    async with PostgresWorkflowStore(url=postgres_url, schema=fresh_schema) as store:
+        for name, counts in expected.items():
+            found = await store.counts(activity=name)
+            assert {s: n for s, n in found.items() if n} == counts, name
+            assert found == await recount(store, name), name
+        w = WorkflowEvents()  # counting goes on from the backfilled figures
+        await store.record_many(
+            [w.dispatched(["a", "d"]), w.finished(EventType.WORKFLOW_COMPLETED, 1)]
+        )
+        assert (await store.counts())["completed"] == 9
+        assert (await store.counts(activity="a"))["completed"] == 5
+        assert (await store.counts(activity="d"))["completed"] == 1
+        for name in (None, "a", "b", "c", "d"):
+            found = await store.counts(activity=name)
+            assert found == await recount(store, name), name
+
+
+OLD_STATUSES = ("running", "completed", "compensating", "faulted", "terminated")
+
+
+def old_workflows() -> list[WorkflowRecord]:
+    """Records of 40 workflows, 8 in each of OLD_STATUSES, over activities a, b, c."""
+    records = []
+    for i in range(40):
+        w = WorkflowEvents()
+        names = ["a", "b"] if i % 2 else ["b", "c"]
+        events = [w.dispatched(names)]
+        kind = OLD_STATUSES[i % len(OLD_STATUSES)]
+        if kind == "completed":
+            events.append(w.finished(EventType.WORKFLOW_COMPLETED, 1))
+        elif kind == "compensating":
+            events.append(w.faulted(0, names[0]))
+        elif kind == "faulted":
+            events += [w.faulted(0, names[0]), w.finished(EventType.WORKFLOW_FAULTED, 0)]
+        elif kind == "terminated":
+            events.append(w.finished(EventType.WORKFLOW_TERMINATED, 0, reason="stop"))
+        record = WorkflowRecord.from_event(events[0])
+        for event in events[1:]:
+            record.apply(event)
+        assert record.status == kind
+        records.append(record)
+    return records
+
+
+async def group_by(
+    db: psycopg.AsyncConnection[Any], quoted: str, activity: str | None
+) -> dict[str, int]:
+    """Workflows per status counted from the rows (statuses with none left out)."""
+    if activity is None:
+        cursor = await db.execute(f"SELECT status, count(*) FROM {quoted}.workflows GROUP BY 1")
+    else:
+        cursor = await db.execute(
+            f"SELECT w.status, count(*) FROM {quoted}.workflow_activities a "
+            f"JOIN {quoted}.workflows w ON w.seq = a.seq WHERE a.activity = %s GROUP BY 1",
+            (activity,),
+        )
+    return {status: int(n) for status, n in await cursor.fetchall()}
+
+
+async def test_competing_writers_keep_the_counts_exact_without_deadlocks(
+    postgres_url: str, schema: str
+) -> None:
+    tags = [f"count-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    workflows = [WorkflowEvents() for _ in range(60)]
+    events = []
+    for i, w in enumerate(workflows):
+        names = [tags[i % 3], tags[(i + 1) % 3]]
+        events += [w.dispatched(names), w.completed(0, names[0])]
+        if i % 4 == 0:
+            events.append(w.finished(EventType.WORKFLOW_COMPLETED, 1))
+        elif i % 4 == 1:
+            events.append(w.faulted(1, names[1]))
+        elif i % 4 == 2:
+            extra = tags[(i + 2) % 3]
+            events += [w.revised(0, names[0], [extra]), w.started(1, extra)]
+    stores = [PostgresWorkflowStore(url=postgres_url, schema=schema) for _ in range(3)]
+    aborted: list[BaseException] = []
+    for store in stores:
+        fold = store._fold
+
+        async def counting(db: Any, fresh: Any, fold: Any = fold) -> None:
+            try:
+                await fold(db, fresh)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.TransactionRollback) as exc:
+                aborted.append(exc)
+                raise
+
+        store._fold = counting  # type: ignore[method-assign]
+        await store.connect()
+    try:
+        # every writer gets every event, in its own order and batching (competing monitors)
+        async def write(index: int) -> int:
+            mine = events if index != 1 else list(reversed(events))
+            if index == 2:
+                mine = events[1::2] + events[::2]
+            total = 0
+            for start in range(0, len(mine), 7 + index):
+                total += await stores[index].record_many(mine[start : start + 7 + index])
+            return total
+
+        totals = await asyncio.gather(*(write(i) for i in range(3)))
+        assert sum(totals) == len(events)
+        assert aborted == []
+        for tag in tags:
+            counts = await stores[0].counts(activity=tag)
+            assert counts == await recount(stores[0], tag), tag
+            assert sum(counts.values()) == 60 * 2 // 3 + 5  # two of three tags each, 5 revised
+            assert counts["completed"] == 10 and counts["compensating"] == 10, tag
+        assert await stores[0].counts() == await recount(stores[0])
+    finally:
+        for store in stores:
+            await store.close()

@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # typed for checkers; loaded lazily at run time (pydantic-ai 
     )
     from .store.base import WorkflowPage, WorkflowStore
     from .store.choice import get_workflow_store
+    from .store.counters import CountDeltas
     from .store.dead_letters import DEAD_LETTER_ID_HEADER, DeadLetter, DeadLetters
     from .store.memory import MemoryWorkflowStore
     from .store.monitor import Monitor
@@ -108,6 +109,7 @@ __all__ = [
     "BrowsedMessage",
     "CompensationRecord",
     "ConfigurationError",
+    "CountDeltas",
     "DeadLetter",
     "DeadLetters",
     "Delivery",
@@ -181,6 +183,7 @@ _LAZY: dict[str, str] = {
     "WorkflowDependencies": ".agents",
     "create_planner_agent": ".agents",
     "CompensationRecord": ".store.records",
+    "CountDeltas": ".store.counters",
     "DEAD_LETTER_ID_HEADER": ".store.dead_letters",
     "DeadLetter": ".store.dead_letters",
     "DeadLetters": ".store.dead_letters",

@@ -46,6 +46,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE {s}.workflows ADD COLUMN trace_id TEXT",
         "CREATE INDEX workflows_by_trace ON {s}.workflows (trace_id, seq)",
     ),
+    # 3: counters per status and per (activity, status), kept by record_many in the batch's
+    # transaction so counts() reads them instead of counting rows; backfilled from the rows
+    # under a lock that keeps writers out until the migration commits.
+    (
+        "LOCK TABLE {s}.workflows, {s}.workflow_activities IN SHARE MODE",
+        """CREATE TABLE {s}.workflow_counts (
+            status TEXT PRIMARY KEY,
+            n BIGINT NOT NULL
+        )""",
+        """CREATE TABLE {s}.activity_counts (
+            activity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n BIGINT NOT NULL,
+            PRIMARY KEY (activity, status)
+        )""",
+        """INSERT INTO {s}.workflow_counts (status, n)
+            SELECT status, count(*) FROM {s}.workflows GROUP BY status""",
+        """INSERT INTO {s}.activity_counts (activity, status, n)
+            SELECT a.activity, w.status, count(*) FROM {s}.workflow_activities a
+            JOIN {s}.workflows w ON w.seq = a.seq GROUP BY a.activity, w.status""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -3,7 +3,8 @@
 Every batch is one transaction: new event ids are claimed in ``events`` (so an event is applied
 once even when monitors compete for one queue), new workflows are numbered under a lock held to
 commit (so ``list`` pages stay stable), the workflows' rows are locked in a fixed order, folded,
-written, and the change counter is bumped last, which orders commits by that counter so
+written, the status counters (``counts()`` reads them) are changed in key order, and the
+change counter is bumped last, which orders commits by that counter so
 ``watch()`` never skips a change. ``watch()`` listens on a channel notified at each commit.
 """
 
@@ -26,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from paigeant import (
     WORKFLOW_STATUSES,
     ConfigurationError,
+    CountDeltas,
     StoreUnavailableError,
     WorkflowEvent,
     WorkflowPage,
@@ -193,7 +195,8 @@ class PostgresWorkflowStore(WorkflowStore):
         """Record ``events`` in one transaction; return how many were new.
 
         Every lock is taken in one global order (event ids sorted, the new-workflow lock,
-        workflow rows by correlation id, the change counter), so competing monitors do not
+        workflow rows by correlation id, status counters by key, the change counter), so
+        competing monitors do not
         deadlock; should PostgreSQL still abort the transaction (a deadlock or serialization
         failure), it is retried a few times, then StoreUnavailableError is raised (a monitor
         then holds the batch and tries again).
@@ -252,10 +255,14 @@ class PostgresWorkflowStore(WorkflowStore):
         )
         rows: builtins.list[tuple[int, str, str, str, str | None]] = []
         activities: builtins.list[tuple[str, int]] = []
+        changes: builtins.list[tuple[int, str | None, str, set[str]]] = []
         for seq, cid, stored in await cursor.fetchall():
             batch = fresh[cid]
+            before: str | None = None
+            had: set[str] = set()
             if stored:
                 record = WorkflowRecord.model_validate_json(stored)
+                before, had = record.status, set(record.activities)
             else:
                 record, batch = WorkflowRecord.from_event(batch[0]), batch[1:]
             for event in batch:
@@ -263,6 +270,21 @@ class PostgresWorkflowStore(WorkflowStore):
             summary = record.summary().model_dump_json()
             rows.append((seq, record.status, summary, record.model_dump_json(), record.trace_id))
             activities += [(name, seq) for name in set(record.activities)]
+            changes.append((seq, before, record.status, had | set(record.activities)))
+        cursor = await db.execute(
+            f"INSERT INTO {s}.workflow_activities (activity, seq) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[]) ON CONFLICT DO NOTHING "
+            "RETURNING activity, seq",
+            ([a for a, _ in activities], [seq for _, seq in activities]),
+        )
+        added: dict[int, set[str]] = {}
+        for name, seq in await cursor.fetchall():
+            added.setdefault(seq, set()).add(name)
+        deltas = CountDeltas()
+        for seq, before, after, names in changes:
+            new = added.get(seq, set())
+            deltas.workflow(before, after, names - new, new)
+        await self._count(db, deltas)
         cursor = await db.execute(
             f"UPDATE {s}.meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value"
         )
@@ -274,12 +296,34 @@ class PostgresWorkflowStore(WorkflowStore):
             "AS v(seq, status, summary, record, trace_id) WHERE w.seq = v.seq",
             (change, *(builtins.list(column) for column in zip(*rows, strict=True))),
         )
-        await db.execute(
-            f"INSERT INTO {s}.workflow_activities (activity, seq) "
-            "SELECT * FROM unnest(%s::text[], %s::bigint[]) ON CONFLICT DO NOTHING",
-            ([a for a, _ in activities], [seq for _, seq in activities]),
-        )
         await db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(change)))
+
+    async def _count(self, db: psycopg.AsyncConnection[Any], deltas: CountDeltas) -> None:
+        """Apply a batch's counter changes: one upsert per counter, in sorted key order.
+
+        Every monitor locks the counters it changes in that order (after the workflow rows,
+        before the change counter), so competing monitors wait on each other but never deadlock.
+        """
+        s = self._s
+        statuses = deltas.statuses()
+        if statuses:
+            await db.execute(
+                f"INSERT INTO {s}.workflow_counts AS c (status, n) "
+                "SELECT status, n FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY "
+                "AS t(status, n, i) ORDER BY i "
+                "ON CONFLICT (status) DO UPDATE SET n = c.n + EXCLUDED.n",
+                ([status for status, _ in statuses], [n for _, n in statuses]),
+            )
+        changes = deltas.activities()
+        if changes:
+            await db.execute(
+                f"INSERT INTO {s}.activity_counts AS c (activity, status, n) "
+                "SELECT activity, status, n FROM "
+                "unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY "
+                "AS t(activity, status, n, i) ORDER BY i "
+                "ON CONFLICT (activity, status) DO UPDATE SET n = c.n + EXCLUDED.n",
+                tuple(builtins.list(column) for column in zip(*changes, strict=True)),
+            )
 
     async def _insert_new(self, db: psycopg.AsyncConnection[Any], cids: builtins.list[str]) -> None:
         """Create the rows of workflows not recorded yet, numbered (``seq``) in arrival order.
@@ -371,15 +415,13 @@ class PostgresWorkflowStore(WorkflowStore):
         )
 
     async def counts(self, *, activity: str | None = None) -> dict[str, int]:
-        """Workflows per status (every status listed)."""
+        """Workflows per status (every status listed), read from the counters ``record_many`` keeps."""
         s = self._s
         if activity is None:
-            rows = await self._fetch(f"SELECT status, count(*) FROM {s}.workflows GROUP BY status")
+            rows = await self._fetch(f"SELECT status, n FROM {s}.workflow_counts")
         else:
             rows = await self._fetch(
-                f"SELECT w.status, count(*) FROM {s}.workflow_activities a "
-                f"JOIN {s}.workflows w ON w.seq = a.seq WHERE a.activity = %s GROUP BY w.status",
-                (activity,),
+                f"SELECT status, n FROM {s}.activity_counts WHERE activity = %s", (activity,)
             )
         counts: dict[str, int] = dict.fromkeys(WORKFLOW_STATUSES, 0)
         counts.update({status: int(n) for status, n in rows})

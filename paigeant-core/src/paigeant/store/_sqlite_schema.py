@@ -39,6 +39,24 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE workflows ADD COLUMN trace_id TEXT;
     CREATE INDEX workflows_by_trace ON workflows (trace_id, seq);
     """,
+    # 3: counters per status and per (activity, status), kept by record_many in the batch's
+    # transaction so counts() reads them instead of counting rows; backfilled from the rows.
+    """
+    CREATE TABLE workflow_counts (
+        status TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE activity_counts (
+        activity TEXT NOT NULL,
+        status TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (activity, status)
+    ) WITHOUT ROWID;
+    INSERT INTO workflow_counts (status, n) SELECT status, count(*) FROM workflows GROUP BY status;
+    INSERT INTO activity_counts (activity, status, n)
+        SELECT a.activity, w.status, count(*) FROM workflow_activities a
+        JOIN workflows w ON w.seq = a.seq GROUP BY a.activity, w.status;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

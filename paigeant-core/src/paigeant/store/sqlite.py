@@ -22,6 +22,7 @@ from ..settings import env_str, paigeant_home
 from ..workflow.events import WorkflowEvent
 from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 from .base import WorkflowPage, WorkflowStore
+from .counters import CountDeltas
 from .records import STATUSES, WorkflowRecord, WorkflowSummary
 
 __all__ = ["SqliteWorkflowStore", "default_sqlite_path"]
@@ -260,8 +261,10 @@ class SqliteWorkflowStore(WorkflowStore):
                 (change,) = db.execute(
                     "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value"
                 ).fetchone()
+                deltas = CountDeltas()
                 for cid, batch in fresh.items():
-                    self._fold(db, cid, batch, change)
+                    self._fold(db, cid, batch, change, deltas)
+                self._count(db, deltas)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -270,15 +273,22 @@ class SqliteWorkflowStore(WorkflowStore):
 
     @staticmethod
     def _fold(
-        db: sqlite3.Connection, cid: str, events: builtins.list[WorkflowEvent], change: int
+        db: sqlite3.Connection,
+        cid: str,
+        events: builtins.list[WorkflowEvent],
+        change: int,
+        deltas: CountDeltas,
     ) -> None:
         row = db.execute("SELECT seq, record FROM workflows WHERE correlation_id = ?", (cid,))
         found = row.fetchone()
         if found is None:
             record = WorkflowRecord.from_event(events[0])
             events = events[1:]
+            before: str | None = None
+            had: set[str] = set()
         else:
             record = WorkflowRecord.model_validate_json(found[1])
+            before, had = record.status, set(record.activities)
         for event in events:
             record.apply(event)
         values = (
@@ -302,9 +312,29 @@ class SqliteWorkflowStore(WorkflowStore):
                 "trace_id = ? WHERE seq = ?",
                 (*values, seq),
             )
+        names = had | set(record.activities)
+        added = {
+            name
+            for name in set(record.activities)
+            if db.execute(
+                "INSERT OR IGNORE INTO workflow_activities (activity, seq) VALUES (?, ?)",
+                (name, seq),
+            ).rowcount
+        }
+        deltas.workflow(before, record.status, names - added, added)
+
+    @staticmethod
+    def _count(db: sqlite3.Connection, deltas: CountDeltas) -> None:
+        """Apply a batch's counter changes: one upsert per counter, in sorted key order."""
         db.executemany(
-            "INSERT OR IGNORE INTO workflow_activities (activity, seq) VALUES (?, ?)",
-            [(name, seq) for name in set(record.activities)],
+            "INSERT INTO workflow_counts (status, n) VALUES (?, ?) "
+            "ON CONFLICT (status) DO UPDATE SET n = n + excluded.n",
+            deltas.statuses(),
+        )
+        db.executemany(
+            "INSERT INTO activity_counts (activity, status, n) VALUES (?, ?, ?) "
+            "ON CONFLICT (activity, status) DO UPDATE SET n = n + excluded.n",
+            deltas.activities(),
         )
 
     # -- reading ---------------------------------------------------------------------------
@@ -377,15 +407,12 @@ class SqliteWorkflowStore(WorkflowStore):
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     async def counts(self, *, activity: str | None = None) -> dict[str, int]:
-        """Workflows per status (every status listed)."""
+        """Workflows per status (every status listed), read from the counters ``record_many`` keeps."""
         params: tuple[str, ...] = ()
         if activity is None:
-            sql = "SELECT status, count(*) FROM workflows GROUP BY status"
+            sql = "SELECT status, n FROM workflow_counts"
         else:
-            sql = (
-                "SELECT w.status, count(*) FROM workflow_activities a "
-                "JOIN workflows w ON w.seq = a.seq WHERE a.activity = ? GROUP BY w.status"
-            )
+            sql = "SELECT status, n FROM activity_counts WHERE activity = ?"
             params = (activity,)
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         counts.update(dict(await self._run(self._fetchall, sql, params)))

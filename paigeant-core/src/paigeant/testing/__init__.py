@@ -1,5 +1,6 @@
 """Conformance suites for plugin authors: ``TransportConformance`` and ``WorkflowStoreConformance``
-(extra ``paigeant-core[testing]``), and ``WorkflowEvents`` to build realistic events.
+(extra ``paigeant-core[testing]``), ``WorkflowEvents`` to build realistic events, and
+``recount`` to check a store's ``counts()`` against its rows.
 
 Subclass a suite in your package's tests and define its factory. Modules here may import any
 wing except ``cli``; the library never imports this wing.
@@ -15,8 +16,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "paigeant.testing needs pytest and pytest-asyncio: pip install 'paigeant-core[testing]'"
     ) from exc
 
+from ._store_suite_counts import recount
 from .conformance import Receiver, TransportConformance
 from .events import WorkflowEvents
 from .store_conformance import WorkflowStoreConformance
 
-__all__ = ["Receiver", "TransportConformance", "WorkflowEvents", "WorkflowStoreConformance"]
+__all__ = [
+    "Receiver",
+    "TransportConformance",
+    "WorkflowEvents",
+    "WorkflowStoreConformance",
+    "recount",
+]

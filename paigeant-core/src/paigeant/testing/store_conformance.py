@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._store_suite_basics import StoreBasicsTests
 from ._store_suite_content import StoreContentTests
+from ._store_suite_counts import StoreCountsTests
 from ._store_suite_listing import StoreListingTests
 from ._store_suite_order import StoreOrderTests
 from ._store_suite_statuses import StoreStatusTests
@@ -23,6 +24,7 @@ class WorkflowStoreConformance(
     StoreListingTests,
     StoreWatchTests,
     StoreContentTests,
+    StoreCountsTests,
 ):
     """Every rule of the WorkflowStore contract, as tests. Subclass and define ``make_store``.
 
