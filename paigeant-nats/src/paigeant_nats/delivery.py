@@ -112,15 +112,6 @@ class NatsDelivery(Delivery):
         """Send an ack-protocol ``command`` and wait until the server processed it."""
         await self._loop.transport.connection.confirm(self.reply, command)
 
-    def _log_lost(self, action: str, outcome: str) -> None:
-        logger.info(
-            "%s of message %s on %s after its lease was lost (it may be with another consumer): %s",
-            action,
-            self.message_id,
-            self.queue,
-            outcome,
-        )
-
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
         """Publish ``forward`` (deduplicated by message id, every PubAck awaited), then +ACK.
 
@@ -128,22 +119,18 @@ class NatsDelivery(Delivery):
         acknowledged: the work is done, and the copy another consumer holds needs no rerun
         (its forwards carry the same ids and are deduplicated).
         """
-        if not self._claim_settlement("ack"):
-            return
+        if await self._settle_once("ack", lambda: self._ack(forward)):
+            self._loop.settled(self)
+
+    async def _ack(self, forward: Sequence[Outgoing]) -> None:
         if self.released:
             self._log_lost("ack", "the transport gave it back; it is redelivered")
-            self._loop.settled(self)
             return
-        try:
-            await self._forward(forward)
-            lost = self.lease_lost
-            await self._confirm(b"+ACK")
-        except BaseException:
-            self._release_settlement()
-            raise
+        await self._forward(forward)
+        lost = self.lease_lost
+        await self._confirm(b"+ACK")
         if lost:
             self._log_lost("ack", "forwards published, message acknowledged")
-        self._loop.settled(self)
 
     async def _forward(self, forward: Sequence[Outgoing]) -> None:
         publish = self._loop.transport.publish  # looked up now: tests may replace it
@@ -168,49 +155,41 @@ class NatsDelivery(Delivery):
 
         At ``max_deliveries`` it dead-letters instead. After the lease was lost it does nothing.
         """
-        if not self._claim_settlement("nack"):
-            return
+        if await self._settle_once("nack", lambda: self._nack(delay)):
+            self._loop.settled(self)
+
+    async def _nack(self, delay: float) -> None:
         if self.lease_lost:
             self._log_lost("nack", "nothing requeued")
-            self._loop.settled(self)
             return
         transport = self._loop.transport
-        try:
-            if self.attempt >= transport.max_deliveries:
-                await self._park(too_many_deliveries(self.attempt, transport.max_deliveries))
-            elif delay > 0:
-                source = self.source
-                await transport.store_delayed(
-                    self.queue,
-                    self.body,
-                    message_id=self.message_id,
-                    headers=self.headers,
-                    delay=delay,
-                    attempt_base=self.attempt,
-                    dedup_id=f"nack:{source.stream}:{source.stream_seq}:{source.num_delivered}",
-                )
-                await self._confirm(b"+ACK")
-            else:
-                await self._confirm(b"-NAK")
-        except BaseException:
-            self._release_settlement()
-            raise
-        self._loop.settled(self)
+        if self.attempt >= transport.max_deliveries:
+            await self._park(too_many_deliveries(self.attempt, transport.max_deliveries))
+        elif delay > 0:
+            source = self.source
+            await transport.store_delayed(
+                self.queue,
+                self.body,
+                message_id=self.message_id,
+                headers=self.headers,
+                delay=delay,
+                attempt_base=self.attempt,
+                dedup_id=f"nack:{source.stream}:{source.stream_seq}:{source.num_delivered}",
+            )
+            await self._confirm(b"+ACK")
+        else:
+            await self._confirm(b"-NAK")
 
     async def dead_letter(self, reason: str) -> None:
         """Publish the message to ``dead_letter_queue(queue)`` with ``reason``, then +ACK it."""
-        if not self._claim_settlement("dead_letter"):
-            return
+        if await self._settle_once("dead_letter", lambda: self._dead_letter(reason)):
+            self._loop.settled(self)
+
+    async def _dead_letter(self, reason: str) -> None:
         if self.lease_lost:
             self._log_lost("dead_letter", "left with its holder")
-            self._loop.settled(self)
-            return
-        try:
+        else:
             await self._park(reason)
-        except BaseException:
-            self._release_settlement()
-            raise
-        self._loop.settled(self)
 
     async def _park(self, reason: str) -> None:
         await park(

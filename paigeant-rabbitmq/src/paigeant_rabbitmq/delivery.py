@@ -63,33 +63,21 @@ class RabbitMQDelivery(Delivery):
         """Whether the message went back to the broker (and may be with another consumer)."""
         return self.returned or not self._session.open
 
-    def _log_lost(self, action: str, outcome: str) -> None:
-        logger.info(
-            "%s of message %s on %s after its lease was lost (it may be with another consumer): %s",
-            action,
-            self.message_id,
-            self.queue,
-            outcome,
-        )
-
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
         """Publish ``forward`` (each confirmed by the broker), then acknowledge.
 
         After the lease was lost the forwards are still published (same message ids as whoever
         runs the message again will forward) and nothing is acknowledged: the broker has it back.
         """
-        if not self._claim_settlement("ack"):
-            return
-        try:
-            await self._forward(forward)
-            if self.lease_lost:
-                self._log_lost("ack", "forwards published; the broker redelivers the message")
-            else:
-                await self._session.ack(self)
-        except BaseException:
-            self._release_settlement()  # nothing was acknowledged: it may be settled again
-            raise
-        self._session.settled(self)
+        if await self._settle_once("ack", lambda: self._ack(forward)):
+            self._session.settled(self)
+
+    async def _ack(self, forward: Sequence[Outgoing]) -> None:
+        await self._forward(forward)
+        if self.lease_lost:
+            self._log_lost("ack", "forwards published; the broker redelivers the message")
+        else:
+            await self._session.ack(self)
 
     async def _forward(self, forward: Sequence[Outgoing]) -> None:
         publish = self._session.transport.publish  # looked up now: tests may replace it
@@ -111,53 +99,40 @@ class RabbitMQDelivery(Delivery):
         published before this delivery is acknowledged. At ``max_deliveries`` it is
         dead-lettered instead; after the lease was lost it does nothing.
         """
-        if not self._claim_settlement("nack"):
-            return
+        if await self._settle_once("nack", lambda: self._nack(delay)):
+            self._session.settled(self)
+
+    async def _nack(self, delay: float) -> None:
         if self.lease_lost:
             self._log_lost("nack", "nothing requeued")
-            self._session.settled(self)
             return
         session = self._session
         transport = session.transport
-        try:
-            if self.attempt >= transport.max_deliveries:
-                await self._park(too_many_deliveries(self.attempt, transport.max_deliveries))
-            elif delay > 0:
-                await transport.publish_again(self, delay=delay)
-                await session.ack(self)
-            else:
-                await session.requeue(self)
-        except BaseException:
-            self._release_settlement()
-            raise
-        session.settled(self)
+        if self.attempt >= transport.max_deliveries:
+            await self._park(too_many_deliveries(self.attempt, transport.max_deliveries))
+        elif delay > 0:
+            await transport.publish_again(self, delay=delay)
+            await session.ack(self)
+        else:
+            await session.requeue(self)
 
     async def dead_letter(self, reason: str) -> None:
         """Publish the message to ``dead_letter_queue(queue)`` with ``reason``, then ack it."""
-        if not self._claim_settlement("dead_letter"):
-            return
+        if await self._settle_once("dead_letter", lambda: self._dead_letter(reason)):
+            self._session.settled(self)
+
+    async def _dead_letter(self, reason: str) -> None:
         if self.lease_lost:
             self._log_lost("dead_letter", "left with the broker")
-            self._session.settled(self)
-            return
-        try:
+        else:
             await self._park(reason)
-        except BaseException:
-            self._release_settlement()
-            raise
-        self._session.settled(self)
 
     async def dead_letter_past_limit(self) -> None:
         """Dead-letter a delivery past ``max_deliveries`` before anyone sees it (the loop does)."""
         limit = self._session.transport.max_deliveries
-        if not self._claim_settlement("dead_letter"):
-            return
-        try:
-            await self._park(too_many_deliveries(self.attempt - 1, limit), attempt=limit)
-        except BaseException:
-            self._release_settlement()
-            raise
-        self._session.settled(self)
+        reason = too_many_deliveries(self.attempt - 1, limit)
+        if await self._settle_once("dead_letter", lambda: self._park(reason, attempt=limit)):
+            self._session.settled(self)
 
     async def _park(self, reason: str, *, attempt: int | None = None) -> None:
         await self._session.transport.park(self, reason, attempt=attempt or self.attempt)

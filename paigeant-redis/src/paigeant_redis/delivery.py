@@ -85,24 +85,12 @@ class RedisDelivery(Delivery):
         """Whether disconnect() released the entry (the lease is gone): ``action`` does nothing."""
         gone = self._loop.lease_gone
         if gone is not None:
-            logger.info(
-                "%s of message %s on %s after its lease was lost (%s): nothing done",
-                action,
-                self.message_id,
-                self.queue,
-                gone,
-            )
+            self._log_lost(action, f"{gone}; nothing done")
         return gone is not None
 
     async def _settle(self, action: str, operation: Callable[[], Awaitable[None]]) -> None:
         """Run one settling script, once; a settle that failed may be tried again."""
-        if not self._claim_settlement(action):
-            return
-        try:
-            await self._loop.settle(self, operation())
-        except BaseException:
-            self._release_settlement()
-            raise
+        await self._settle_once(action, lambda: self._loop.settle(self, operation()))
 
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:
         """Add ``forward`` and XACK+XDEL this entry atomically; repeated forward ids skipped.

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -141,8 +141,9 @@ class Delivery(ABC):
     """One delivery of a message to a consumer, leased to it until settled.
 
     Settle it once with ``ack``, ``nack`` or ``dead_letter``; a later settle of the same
-    delivery is a no-op that logs. Implementations call ``_claim_settlement`` first in each
-    settling method, and ``_release_settlement`` when the settle failed and settled nothing.
+    delivery is a no-op that logs. Implementations run each settle through ``_settle_once``
+    (or call ``_claim_settlement`` first, and ``_release_settlement`` when the settle failed
+    and settled nothing).
     """
 
     body: bytes
@@ -177,6 +178,31 @@ class Delivery(ABC):
     def _release_settlement(self) -> None:
         """Undo ``_claim_settlement`` after a settle that failed, so it may be tried again."""
         self._settlement = None
+
+    async def _settle_once(self, action: str, operation: Callable[[], Awaitable[None]]) -> bool:
+        """Settle by ``action``, running ``operation``; False (logged) if already settled.
+
+        An ``operation`` that raises settled nothing: the claim is undone (the delivery may be
+        settled again) and the error raised.
+        """
+        if not self._claim_settlement(action):
+            return False
+        try:
+            await operation()
+        except BaseException:
+            self._release_settlement()
+            raise
+        return True
+
+    def _log_lost(self, action: str, outcome: str) -> None:
+        """Log a settle made after the lease was lost, with what it did (``outcome``)."""
+        logger.info(
+            "%s of message %s on %s after its lease was lost (it may be with another consumer): %s",
+            action,
+            self.message_id,
+            self.queue,
+            outcome,
+        )
 
     @abstractmethod
     async def ack(self, *, forward: Sequence[Outgoing] = ()) -> None:

@@ -206,13 +206,7 @@ class _InMemoryDelivery(Delivery):
         """Whether the lease is gone (logged with ``outcome``); the delivery is finished then."""
         if self._holds_lease():
             return False
-        logger.info(
-            "%s of message %s on %s after its lease was lost (it may be with another consumer): %s",
-            action,
-            self.message_id,
-            self.queue,
-            outcome,
-        )
+        self._log_lost(action, outcome)
         self._finish()
         return True
 
