@@ -12,7 +12,10 @@ from paigeant import TransportConnectionError
 
 from ._link import Link, close_quietly
 
-__all__ = ["KeptChannel"]
+__all__ = ["RETRY_PAUSE", "KeptChannel"]
+
+#: Seconds between two tries of an operation whose connection or channel broke.
+RETRY_PAUSE = 0.05
 
 
 class KeptChannel:
@@ -75,6 +78,19 @@ class KeptChannel:
         channel, self._channel, self._raw = self._channel, None, None
         if channel is not None and not channel.is_closed:
             self._link.spawn(close_quietly(channel))
+
+    async def retry_after(self, exc: BaseException, deadline: float, failure: str) -> None:
+        """The channel broke with ``exc``: drop it and pause before the next try.
+
+        Raises TransportConnectionError (``exc`` itself if it is one, else ``failure``) when
+        ``deadline`` leaves no time for another try.
+        """
+        self.broken()
+        if time.monotonic() + RETRY_PAUSE >= deadline:
+            if isinstance(exc, TransportConnectionError):
+                raise exc
+            raise TransportConnectionError(failure) from exc
+        await asyncio.sleep(RETRY_PAUSE)
 
     async def close(self) -> None:
         """Close the channel if it is open."""

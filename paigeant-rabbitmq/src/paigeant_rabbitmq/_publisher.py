@@ -22,8 +22,6 @@ from ._link import CONNECTION_ERRORS, Link, LinkClosedError
 
 __all__ = ["Publisher"]
 
-_RETRY_PAUSE = 0.05
-
 
 class Publisher:
     """Confirmed, mandatory publishes on ``link``, each given up after ``timeout`` seconds."""
@@ -86,14 +84,9 @@ class Publisher:
                     f"RabbitMQ refused message {properties.message_id!r} for {target!r}: {exc}"
                 ) from exc
             except CONNECTION_ERRORS as exc:  # TransportConnectionError from get() included
-                self._channel.broken()
-                if time.monotonic() + _RETRY_PAUSE >= deadline:
-                    if isinstance(exc, TransportConnectionError):
-                        raise
-                    raise TransportConnectionError(
-                        f"cannot publish to RabbitMQ at {self._link.host}: {exc!r}"
-                    ) from exc
-                await asyncio.sleep(_RETRY_PAUSE)
+                await self._channel.retry_after(
+                    exc, deadline, f"cannot publish to RabbitMQ at {self._link.host}: {exc!r}"
+                )
                 continue
             if isinstance(confirm, Basic.Nack):
                 raise PublishRefusedError(

@@ -42,7 +42,6 @@ __all__ = ["Topology"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_RETRY_PAUSE = 0.05
 
 
 class Topology:
@@ -90,14 +89,9 @@ class Topology:
                     f"RabbitMQ at {self._link.host} did not answer within {self.timeout}s"
                 ) from exc
             except CONNECTION_ERRORS as exc:  # TransportConnectionError from get() included
-                kept.broken()
-                if time.monotonic() + _RETRY_PAUSE >= deadline:
-                    if isinstance(exc, TransportConnectionError):
-                        raise
-                    raise TransportConnectionError(
-                        f"RabbitMQ at {self._link.host} is unreachable: {exc!r}"
-                    ) from exc
-                await asyncio.sleep(_RETRY_PAUSE)
+                await kept.retry_after(
+                    exc, deadline, f"RabbitMQ at {self._link.host} is unreachable: {exc!r}"
+                )
 
     async def _once(self, key: tuple[Any, ...], make: Callable[[], Awaitable[None]]) -> None:
         """Run ``make()`` once for ``key`` (again after it failed), in a task of its own.
