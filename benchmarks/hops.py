@@ -7,10 +7,15 @@
     uv run --group bench python benchmarks/hops.py --transport nats --baselines
     uv run --group bench python benchmarks/hops.py --transport nats --baselines \
         --broker-pid $(pgrep -x nats-server)
+    uv run --group bench python benchmarks/hops.py --transport nats --baselines \
+        --completion wait --completion count
 
 Prints JSON (hops/s, workflows/s, this process's CPU per hop, with ``--broker-pid`` the
 broker's too, p50/p99 per-hop latency, peak RSS) and one summary line per configuration; with
-several ``--signer`` values, also each one's ratio to the first.
+several ``--signer`` (or ``--completion``) values, also each one's ratio to the first.
+``--completion count`` measures what the baselines measure: five messages per five-step
+workflow, dispatched with ``results=False`` and counted in the last step; the default ``wait``
+also sends each workflow's WorkflowCompleted back to the dispatcher (a sixth message).
 """
 
 from __future__ import annotations
@@ -63,29 +68,70 @@ def make_signer(name: str) -> Signer | str:
     raise SystemExit(f"unknown signer {name!r}: use none, hmac or ed25519")
 
 
-def no_op_activities(steps: int) -> list[Any]:
-    """K distinct no-op activities, so every hop crosses queues."""
+def no_op_activities(steps: int, on_last: Callable[[], None] | None = None) -> list[Any]:
+    """K distinct no-op activities, so every hop crosses queues; ``on_last`` runs in the last."""
     activities = []
     for i in range(steps):
+        last = on_last if i == steps - 1 else None
 
-        async def step(ctx: ActivityContext) -> None:
-            return None
+        async def step(ctx: ActivityContext, last: Callable[[], None] | None = last) -> None:
+            if last is not None:
+                last()
 
         activities.append(activity(f"step-{i}")(step))
     return activities
 
 
+class Finishes:
+    """Counts workflows reaching their last step; ``done`` is set at ``expected`` of them."""
+
+    def __init__(self) -> None:
+        self.expected: int | None = None
+        self.count = 0
+        self.done = asyncio.Event()
+
+    def expect(self, workflows: int) -> None:
+        """Start counting ``workflows`` from zero."""
+        self.expected, self.count = workflows, 0
+        self.done.clear()
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count == self.expected:
+            self.done.set()
+
+
+#: How the timed part learns that the workflows finished (``--completion``).
+COMPLETIONS = {
+    # every workflow's WorkflowCompleted comes back to the dispatcher: 6 messages for 5 steps
+    "wait": "dispatcher.wait_for(cid) for every workflow",
+    # dispatched with results=False; the last step counts, as the raw loops do: 5 for 5 steps
+    "count": "results=False, completions counted in the last step (as the baselines count)",
+}
+
+
 async def run(
-    transport_name: str, signer_name: str, workflows: int, steps: int, concurrency: int
+    transport_name: str,
+    signer_name: str,
+    workflows: int,
+    steps: int,
+    concurrency: int,
+    completion: str = "wait",
 ) -> dict[str, Any]:
-    """Run ``workflows`` workflows of ``steps`` steps and return the measurements."""
+    """Run ``workflows`` workflows of ``steps`` steps and return the measurements.
+
+    ``completion="wait"`` waits for each workflow's result; ``"count"`` dispatches with
+    ``results=False`` (no sixth message) and counts completions in the last step, then stops
+    the worker, which drains the last acks: the time includes them.
+    """
     transport = get_transport(transport_name)
     signer = make_signer(signer_name)
     itinerary = [ActivitySpec(name=f"step-{i}") for i in range(steps)]
+    finishes = Finishes()
     async with transport:
         worker = Worker(
             transport,
-            no_op_activities(steps),
+            no_op_activities(steps, finishes),
             concurrency=concurrency,
             signer=signer,
             handle_signals=False,
@@ -94,9 +140,18 @@ async def run(
         dispatcher = WorkflowDispatcher(transport, signer=signer)
         warm_up = await dispatcher.dispatch_workflow(itinerary)  # start-up stays out of the timing
         await dispatcher.wait_for(warm_up, timeout=60)
+        results = []
         started, cpu_started = time.perf_counter(), time.process_time()
-        cids = [await dispatcher.dispatch_workflow(itinerary) for _ in range(workflows)]
-        results = await asyncio.gather(*(dispatcher.wait_for(cid, timeout=600) for cid in cids))
+        if completion == "count":
+            finishes.expect(workflows)
+            for _ in range(workflows):
+                await dispatcher.dispatch_workflow(itinerary, results=False)
+            await asyncio.wait_for(finishes.done.wait(), 600)
+            worker.stop()
+            await worker_task  # drains the steps still in flight: their acks are timed too
+        else:
+            cids = [await dispatcher.dispatch_workflow(itinerary) for _ in range(workflows)]
+            results = await asyncio.gather(*(dispatcher.wait_for(c, timeout=600) for c in cids))
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
         worker.stop()
@@ -114,6 +169,7 @@ async def run(
     return {
         "transport": transport_name,
         "signer": signer_name,
+        "completion": completion,
         "workflows": workflows,
         "steps": steps,
         "concurrency": concurrency,
@@ -123,10 +179,15 @@ async def run(
         # This process's CPU (workers, dispatcher, in-memory broker): steadier than hops/s on
         # a loaded machine; on a broker transport the broker's own CPU is not in it.
         "cpu_us_per_hop": round(cpu / hops * 1e6, 1),
-        "hop_latency_p50_ms": round(percentile(hop_latencies, 50) * 1000, 3),
-        "hop_latency_p99_ms": round(percentile(hop_latencies, 99) * 1000, 3),
+        # Latencies come from the results' logs: "count" has none.
+        "hop_latency_p50_ms": _ms(percentile(hop_latencies, 50)) if hop_latencies else None,
+        "hop_latency_p99_ms": _ms(percentile(hop_latencies, 99)) if hop_latencies else None,
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def _median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -246,18 +307,34 @@ def main() -> None:
         help="also report the broker's CPU per hop (setup included), read from /proc/PID/stat; "
         "for example $(pgrep -x nats-server), $(pgrep -f beam.smp), $(pgrep -x redis-server)",
     )
+    parser.add_argument(
+        "--completion",
+        action="append",
+        choices=sorted(COMPLETIONS),
+        help="how the run learns workflows finished (repeat to compare): "
+        + "; ".join(f"{name}: {what}" for name, what in COMPLETIONS.items())
+        + " (default wait)",
+    )
     args = parser.parse_args()
     signers = args.signer or ["none"]
-    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in signers}
+    completions = args.completion or ["wait"]
+    configurations = [(signer, completion) for completion in completions for signer in signers]
+    samples: dict[str, list[dict[str, Any]]] = {f"{s}/{c}": [] for s, c in configurations}
     for _ in range(args.rounds):
         # Interleaved, so machine noise hits every configuration alike.
-        for name in signers:
-            samples[name].append(
+        for signer, completion in configurations:
+            samples[f"{signer}/{completion}"].append(
                 with_broker_cpu(
                     args.broker_pid,
                     args.workflows * args.steps,
                     functools.partial(
-                        run, args.transport, name, args.workflows, args.steps, args.concurrency
+                        run,
+                        args.transport,
+                        signer,
+                        args.workflows,
+                        args.steps,
+                        args.concurrency,
+                        completion,
                     ),
                 )
             )
@@ -281,7 +358,9 @@ def main() -> None:
     if args.envelope:
         output["envelope"] = envelope_growth()
     summary = "; ".join(
-        f"{r['transport']}/{r['signer']}: {r['hops_per_second']:,.0f} hops/s "
+        f"{r['transport']}/{r['signer']}"
+        + (f"/{r['completion']}" if "completion" in r else "")
+        + f": {r['hops_per_second']:,.0f} hops/s "
         f"({r['workflows_per_second']:,.0f} workflows/s, p50 {r['hop_latency_p50_ms']} ms, "
         f"p99 {r['hop_latency_p99_ms']} ms, "
         + (f"{r['median_cpu_us_per_hop']} us CPU/hop, " if "median_cpu_us_per_hop" in r else "")

@@ -133,7 +133,9 @@ def status_of(processes: Processes, cid: str) -> str | None:
     return json.loads(done.stdout)["status"] if done.returncode == 0 else None
 
 
-def test_faulted_dead_lettered_and_redriven_workflows(processes: Processes) -> None:
+def test_faulted_dead_lettered_and_redriven_workflows(
+    processes: Processes, redis_env: dict[str, str]
+) -> None:
     processes.start("monitor", ready="paigeant-monitor-ready")
     processes.start("worker", "ops_activities:MAIN", *LEASE, ready="paigeant-worker-ready")
     processes.start("worker", "ops_activities:CRASHY", *LEASE, ready="paigeant-worker-ready")
@@ -190,6 +192,19 @@ def test_faulted_dead_lettered_and_redriven_workflows(processes: Processes) -> N
     assert processes.json("dead-letters", "list", "ops-crash") == []
     queues = {row["queue"]: row for row in processes.json("queues", *LEASE)}
     assert "paigeant.ops-crash" in queues and "paigeant.monitor.events" in queues
+    assert _reply_queues(redis_env) == [], "a workflow's end made a reply queue nobody reads"
+
+
+def _reply_queues(redis_env: dict[str, str]) -> list[str]:
+    """Reply queues in Redis: ``paigeant dispatch`` without ``--wait`` must leave none."""
+    import redis
+
+    client = redis.Redis.from_url(redis_env["PAIGEANT_REDIS_URL"])
+    try:
+        prefix = redis_env["PAIGEANT_REDIS_KEY_PREFIX"]
+        return [key.decode() for key in client.scan_iter(match=f"{prefix}:*.replies.*")]
+    finally:
+        client.close()
 
 
 def _crashy(processes: Processes) -> list[subprocess.Popen[str]]:

@@ -11,6 +11,7 @@ from paigeant import (
     ActivityContext,
     ActivitySpec,
     EventType,
+    Subscription,
     Worker,
     WorkflowDispatcher,
     WorkflowEvent,
@@ -19,6 +20,7 @@ from paigeant import (
 )
 from paigeant.testing import Receiver
 from paigeant.transports.inmemory import InMemoryTransport
+from paigeant.workflow.codec import parse_message
 from paigeant.workflow.tracing import trace_id
 
 
@@ -234,6 +236,58 @@ async def test_default_dispatcher_only_receives_terminal_events(
     assert (await dispatcher.wait_for(cid, timeout=10)).status == "completed"
     async with Receiver(transport, dispatcher.reply_queue) as replies:
         assert await replies.get(timeout=0.2) is None
+
+
+async def test_results_false_sends_nothing_back_and_makes_no_reply_queue(
+    transport: InMemoryTransport, start_worker: Any
+) -> None:
+    dispatcher = WorkflowDispatcher(transport, subscriptions=[Subscription(queue="mine.events")])
+    cid = await dispatcher.dispatch_workflow([ActivitySpec(name="validate-input")], results=False)
+    async with Receiver(transport, "paigeant.validate-input") as first_hop:
+        delivery = await first_hop.get()
+        assert delivery is not None
+        slip = parse_message(delivery.body).routing_slip
+        assert [sub.queue for sub in slip.subscriptions] == ["mine.events"]
+        await delivery.nack()
+    start_worker(Worker(transport, ONBOARDING))
+    async with Receiver(transport, "mine.events") as mine:
+        seen = []
+        while (event := await mine.get(timeout=10)) is not None:
+            await event.ack()
+            seen.append(WorkflowEvent.model_validate_json(event.body).type)
+            if seen[-1] == EventType.WORKFLOW_COMPLETED:
+                break
+    assert seen[-1] == EventType.WORKFLOW_COMPLETED, seen
+    assert dispatcher._listener is None, "a results=False dispatch started a reply consumer"
+    with pytest.raises(ValueError, match=f"{cid} was dispatched with results=False"):
+        await dispatcher.wait_for(cid, timeout=1)
+    deleted: list[str] = []
+    transport.delete_queue = deleted.append  # type: ignore[assignment,method-assign]
+    await dispatcher.close()
+    assert deleted == [], "close() removed a reply queue that was never made"
+
+
+async def test_results_false_with_on_event_is_refused(transport: InMemoryTransport) -> None:
+    dispatcher = WorkflowDispatcher(transport, on_event=lambda event: None)
+    with pytest.raises(ValueError, match="on_event would never see the workflow"):
+        await dispatcher.dispatch_workflow([ActivitySpec(name="validate-input")], results=False)
+    async with Receiver(transport, "paigeant.validate-input") as first_hop:
+        assert await first_hop.get(timeout=0.2) is None, "a refused dispatch was sent"
+
+
+async def test_a_dispatcher_mixing_results_waits_only_for_its_answered_workflows(
+    transport: InMemoryTransport, start_worker: Any
+) -> None:
+    start_worker(Worker(transport, ONBOARDING))
+    dispatcher = WorkflowDispatcher(transport)
+    forgotten = await dispatcher.dispatch_workflow(
+        [ActivitySpec(name="validate-input")], results=False
+    )
+    answered = await dispatcher.dispatch_workflow([ActivitySpec(name="validate-input")])
+    assert (await dispatcher.wait_for(answered, timeout=10)).status == "completed"
+    with pytest.raises(ValueError, match="results=False"):
+        await dispatcher.wait_for(forgotten)
+    await dispatcher.close()
 
 
 async def test_several_workers_share_one_activity_type(

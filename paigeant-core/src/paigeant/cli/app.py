@@ -148,7 +148,8 @@ def dispatch(
         async with chosen:
             dispatcher = WorkflowDispatcher(chosen, monitor=monitor)
             try:
-                cid = await dispatcher.dispatch_workflow(specs, variables=variables)
+                # Without --wait nobody reads the result: no reply queue is made for it.
+                cid = await dispatcher.dispatch_workflow(specs, variables=variables, results=wait)
                 console.print(f"Workflow dispatched: {cid}")
                 if not wait:
                     return 0

@@ -77,12 +77,17 @@ class WorkflowDispatcher:
         #: The wire format (signer and size limit) this dispatcher seals messages with.
         self.wire = Wire(resolve_signer(transport, signer))
         self._listener: asyncio.Task[None] | None = None
+        self._listened = False
         self._results: OrderedDict[str, WorkflowResult] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
+        # Workflows dispatched with results=False, so wait_for can say why it would never return.
+        self._unanswered: OrderedDict[str, None] = OrderedDict()
 
-    def _subscriptions(self) -> list[Subscription]:
-        reply_events = [] if self.on_event else list(_TERMINAL_EVENT_NAMES)
-        subs = [Subscription(queue=self.reply_queue, events=reply_events)]
+    def _subscriptions(self, results: bool = True) -> list[Subscription]:
+        subs = []
+        if results:
+            reply_events = [] if self.on_event else list(_TERMINAL_EVENT_NAMES)
+            subs.append(Subscription(queue=self.reply_queue, events=reply_events))
         events_queue = env_str("PAIGEANT_EVENTS_QUEUE")
         if events_queue:
             subs.append(Subscription(queue=events_queue))
@@ -97,10 +102,24 @@ class WorkflowDispatcher:
         obo_token: str | None = None,
         *,
         correlation_id: str | None = None,
+        results: bool = True,
     ) -> str:
-        """Send a new workflow to its first activity and return its correlation id."""
+        """Send a new workflow to its first activity and return its correlation id.
+
+        ``results=False`` dispatches and forgets: no event of this workflow comes back to this
+        dispatcher (``wait_for`` refuses its id, ``on_event`` never sees it), so nothing is
+        sent to a reply queue and none is created; a monitor still records it when monitoring
+        is on. Use it when nobody waits here (``paigeant dispatch`` without ``--wait``): a
+        reply queue would otherwise be created for a result nobody reads.
+        """
         if not activities:
             raise ValueError("cannot dispatch an empty itinerary: give at least one ActivitySpec")
+        if not results and self.on_event is not None:
+            raise ValueError(
+                "results=False sends no event back to this dispatcher, so its on_event would "
+                "never see the workflow: dispatch with results=True, or subscribe a queue of "
+                "your own (subscriptions=...)"
+            )
         # Specs are only read here (the message is encoded at once), so no copies are made.
         itinerary = [
             spec if isinstance(spec, ActivitySpec) else ActivitySpec.model_validate(spec)
@@ -114,7 +133,7 @@ class WorkflowDispatcher:
             routing_slip=RoutingSlip(
                 itinerary=itinerary,
                 variables=dict(variables or {}),
-                subscriptions=self._subscriptions(),
+                subscriptions=self._subscriptions(results),
             ),
             obo_token=obo_token,
             headers={TRACEPARENT: traceparent},
@@ -127,7 +146,10 @@ class WorkflowDispatcher:
             correlation_id=cid,
             traceparent=traceparent,
         )
-        await self._ensure_listening()
+        if results:
+            await self._ensure_listening()
+        else:
+            self._forget(cid)
         await self.transport.publish(
             outgoing.queue, outgoing.body, message_id=outgoing.message_id, headers=outgoing.headers
         )
@@ -185,10 +207,19 @@ class WorkflowDispatcher:
             )
 
     async def wait_for(self, correlation_id: str, timeout: float | None = None) -> WorkflowResult:
-        """Wait for the workflow to complete, fault or terminate; TimeoutError after ``timeout``."""
+        """Wait for the workflow to complete, fault or terminate; TimeoutError after ``timeout``.
+
+        Raises ValueError at once for a workflow this dispatcher sent with ``results=False``.
+        """
         result = self._results.pop(correlation_id, None)
         if result is not None:
             return result
+        if correlation_id in self._unanswered:
+            raise ValueError(
+                f"workflow {correlation_id} was dispatched with results=False: its result is "
+                "not sent to this dispatcher (follow it with a monitor, or dispatch with "
+                "results=True to wait for it)"
+            )
         await self._ensure_listening()
         future: asyncio.Future[WorkflowResult] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(correlation_id, []).append(future)
@@ -207,10 +238,16 @@ class WorkflowDispatcher:
                 self._waiters.pop(correlation_id, None)
             self._results.pop(correlation_id, None)
 
+    def _forget(self, correlation_id: str) -> None:
+        self._unanswered[correlation_id] = None
+        while len(self._unanswered) > _KEPT_RESULTS:
+            self._unanswered.popitem(last=False)
+
     async def _ensure_listening(self) -> None:
         if self._listener is None or self._listener.done():
             await self.transport.connect()
             self._listener = asyncio.ensure_future(self._listen())
+            self._listened = True
 
     async def _listen(self) -> None:
         async for delivery in self.transport.consume(self.reply_queue, prefetch=64):
@@ -248,12 +285,14 @@ class WorkflowDispatcher:
                 self._results.popitem(last=False)
 
     async def close(self) -> None:
-        """Stop listening for results and delete the reply queue."""
+        """Stop listening for results and delete the reply queue (if it ever listened)."""
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
             self._listener = None
+        if not self._listened:
+            return  # every workflow went out with results=False: no reply queue to remove
         with contextlib.suppress(Exception):
             await self.transport.delete_queue(self.reply_queue)
 
