@@ -287,6 +287,10 @@ async def test_a_dispatcher_mixing_results_waits_only_for_its_answered_workflows
     assert (await dispatcher.wait_for(answered, timeout=10)).status == "completed"
     with pytest.raises(ValueError, match="results=False"):
         await dispatcher.wait_for(forgotten)
+    again = await dispatcher.dispatch_workflow(
+        [ActivitySpec(name="validate-input")], correlation_id=forgotten
+    )
+    assert (await dispatcher.wait_for(again, timeout=10)).status == "completed"
     await dispatcher.close()
 
 

@@ -147,6 +147,7 @@ class WorkflowDispatcher:
             traceparent=traceparent,
         )
         if results:
+            self._unanswered.pop(cid, None)  # the same id dispatched again, answered this time
             await self._ensure_listening()
         else:
             self._forget(cid)
