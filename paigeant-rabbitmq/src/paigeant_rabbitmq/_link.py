@@ -10,6 +10,7 @@ tried and never the password.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -94,15 +95,22 @@ class Link:
         return text
 
     async def _connect_once(self, timeout: float) -> AbstractConnection:
+        # What aio_pika.connect() does, except that a failed attempt's Connection is closed:
+        # left open, its __del__ schedules close() on whatever loop runs when the garbage
+        # collector finds it, and outside a loop that coroutine is never awaited.
+        connection = aio_pika.Connection(self.url)
         try:
-            return await asyncio.wait_for(aio_pika.connect(self.url, timeout=timeout), timeout)
-        except asyncio.CancelledError:
+            await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+            return connection
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            if isinstance(exc, TIMEOUT_OR_CONNECTION_ERRORS):
+                raise TransportConnectionError(
+                    f"cannot connect to RabbitMQ at {self.host} ({self.safe_url}): "
+                    f"{self._describe(exc)}"
+                ) from exc
             raise
-        except TIMEOUT_OR_CONNECTION_ERRORS as exc:
-            raise TransportConnectionError(
-                f"cannot connect to RabbitMQ at {self.host} ({self.safe_url}): "
-                f"{self._describe(exc)}"
-            ) from exc
 
     async def open(self) -> None:
         """Connect, trying ``connect_attempts`` times; TransportConnectionError if all fail.
