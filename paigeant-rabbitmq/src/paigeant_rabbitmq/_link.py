@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.connection import make_url
 from aio_pika.exceptions import AMQPError, ProbableAuthenticationError
 
 from paigeant import TransportConnectionError, redact_url
@@ -98,7 +99,7 @@ class Link:
         # What aio_pika.connect() does, except that a failed attempt's Connection is closed:
         # left open, its __del__ schedules close() on whatever loop runs when the garbage
         # collector finds it, and outside a loop that coroutine is never awaited.
-        connection = aio_pika.Connection(self.url)
+        connection = aio_pika.Connection(make_url(self.url))
         try:
             await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
             return connection
