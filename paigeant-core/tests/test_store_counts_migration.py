@@ -5,35 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from paigeant import EventType, SqliteWorkflowStore, WorkflowRecord
+from paigeant import EventType, SqliteWorkflowStore
 from paigeant.store._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION
-from paigeant.testing import WorkflowEvents, recount
+from paigeant.testing import WorkflowEvents, records_in_every_status, recount
 
 STATUSES = ("running", "completed", "compensating", "faulted", "terminated")
-
-
-def old_workflows() -> list[WorkflowRecord]:
-    """Records of workflows in every common status, over activities a, b, c."""
-    records = []
-    for i in range(40):
-        w = WorkflowEvents()
-        names = ["a", "b"] if i % 2 else ["b", "c"]
-        events = [w.dispatched(names)]
-        kind = STATUSES[i % len(STATUSES)]
-        if kind == "completed":
-            events.append(w.finished(EventType.WORKFLOW_COMPLETED, 1))
-        elif kind == "compensating":
-            events.append(w.faulted(0, names[0]))
-        elif kind == "faulted":
-            events += [w.faulted(0, names[0]), w.finished(EventType.WORKFLOW_FAULTED, 0)]
-        elif kind == "terminated":
-            events.append(w.finished(EventType.WORKFLOW_TERMINATED, 0, reason="stop"))
-        record = WorkflowRecord.from_event(events[0])
-        for event in events[1:]:
-            record.apply(event)
-        assert record.status == kind
-        records.append(record)
-    return records
 
 
 def group_by(db: sqlite3.Connection, activity: str | None = None) -> dict[str, int]:
@@ -51,7 +27,7 @@ def group_by(db: sqlite3.Connection, activity: str | None = None) -> dict[str, i
 
 async def test_a_version_2_store_is_backfilled_and_counts_stay_exact(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
-    records = old_workflows()
+    records = records_in_every_status()
     with sqlite3.connect(path) as db:  # what paigeant with schema version 2 left behind
         for migration in _MIGRATIONS[:2]:
             db.executescript(migration)

@@ -23,7 +23,7 @@ from paigeant import (
     WorkflowRecord,
     get_workflow_store,
 )
-from paigeant.testing import WorkflowEvents, recount
+from paigeant.testing import WorkflowEvents, records_in_every_status, recount
 from paigeant_postgres import SCHEMA_VERSION, PostgresWorkflowStore
 from paigeant_postgres._schema import _MIGRATIONS
 
@@ -459,7 +459,7 @@ async def test_a_version_2_schema_is_backfilled_and_counts_stay_exact(
     postgres_url: str, fresh_schema: str
 ) -> None:
     quoted = f'"{fresh_schema}"'
-    records = old_workflows()
+    records = records_in_every_status()
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
         await db.execute(f"CREATE SCHEMA {quoted}")
         for migration in _MIGRATIONS[:2]:  # what paigeant-postgres with schema version 2 made
@@ -506,30 +506,6 @@ async def test_a_version_2_schema_is_backfilled_and_counts_stay_exact(
 
 
 OLD_STATUSES = ("running", "completed", "compensating", "faulted", "terminated")
-
-
-def old_workflows() -> list[WorkflowRecord]:
-    """Records of 40 workflows, 8 in each of OLD_STATUSES, over activities a, b, c."""
-    records = []
-    for i in range(40):
-        w = WorkflowEvents()
-        names = ["a", "b"] if i % 2 else ["b", "c"]
-        events = [w.dispatched(names)]
-        kind = OLD_STATUSES[i % len(OLD_STATUSES)]
-        if kind == "completed":
-            events.append(w.finished(EventType.WORKFLOW_COMPLETED, 1))
-        elif kind == "compensating":
-            events.append(w.faulted(0, names[0]))
-        elif kind == "faulted":
-            events += [w.faulted(0, names[0]), w.finished(EventType.WORKFLOW_FAULTED, 0)]
-        elif kind == "terminated":
-            events.append(w.finished(EventType.WORKFLOW_TERMINATED, 0, reason="stop"))
-        record = WorkflowRecord.from_event(events[0])
-        for event in events[1:]:
-            record.apply(event)
-        assert record.status == kind
-        records.append(record)
-    return records
 
 
 async def group_by(

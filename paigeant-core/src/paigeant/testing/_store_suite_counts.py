@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 
 from ..store.base import MAX_LIST_LIMIT, WorkflowStore
-from ..store.records import STATUSES
+from ..store.records import STATUSES, WorkflowRecord
 from ..workflow.events import EventType, WorkflowEvent
 from ._store_suite_base import StoreSuiteBase
 from .events import WorkflowEvents
 
-__all__ = ["StoreCountsTests", "recount"]
+__all__ = ["StoreCountsTests", "records_in_every_status", "recount"]
+
+#: The statuses ``records_in_every_status`` makes, 8 workflows each.
+_COMMON_STATUSES = ("running", "completed", "compensating", "faulted", "terminated")
 
 
 async def recount(store: WorkflowStore, activity: str | None = None) -> dict[str, int]:
@@ -23,6 +26,35 @@ async def recount(store: WorkflowStore, activity: str | None = None) -> dict[str
         if page.next_cursor is None:
             return dict(counts)
         cursor = page.next_cursor
+
+
+def records_in_every_status() -> list[WorkflowRecord]:
+    """40 workflow records, 8 in each common status, over activities a, b, c (for migrations).
+
+    A migration test writes them as an older schema would have, then checks what the new
+    schema makes of them; the statuses are running, completed, compensating, faulted and
+    terminated.
+    """
+    records = []
+    for i in range(40):
+        w = WorkflowEvents()
+        names = ["a", "b"] if i % 2 else ["b", "c"]
+        events = [w.dispatched(names)]
+        kind = _COMMON_STATUSES[i % len(_COMMON_STATUSES)]
+        if kind == "completed":
+            events.append(w.finished(EventType.WORKFLOW_COMPLETED, 1))
+        elif kind == "compensating":
+            events.append(w.faulted(0, names[0]))
+        elif kind == "faulted":
+            events += [w.faulted(0, names[0]), w.finished(EventType.WORKFLOW_FAULTED, 0)]
+        elif kind == "terminated":
+            events.append(w.finished(EventType.WORKFLOW_TERMINATED, 0, reason="stop"))
+        record = WorkflowRecord.from_event(events[0])
+        for event in events[1:]:
+            record.apply(event)
+        assert record.status == kind, (record.status, kind)
+        records.append(record)
+    return records
 
 
 class StoreCountsTests(StoreSuiteBase):
