@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -77,7 +77,6 @@ class WorkflowDispatcher:
         #: The wire format (signer and size limit) this dispatcher seals messages with.
         self.wire = Wire(resolve_signer(transport, signer))
         self._listener: asyncio.Task[None] | None = None
-        self._listened = False
         self._results: OrderedDict[str, WorkflowResult] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[WorkflowResult]]] = {}
         # Workflows dispatched with results=False, so wait_for can say why it would never return.
@@ -150,7 +149,7 @@ class WorkflowDispatcher:
             self._unanswered.pop(cid, None)  # the same id dispatched again, answered this time
             await self._ensure_listening()
         else:
-            self._forget(cid)
+            _keep(self._unanswered, cid, None)
         await self.transport.publish(
             outgoing.queue, outgoing.body, message_id=outgoing.message_id, headers=outgoing.headers
         )
@@ -239,16 +238,10 @@ class WorkflowDispatcher:
                 self._waiters.pop(correlation_id, None)
             self._results.pop(correlation_id, None)
 
-    def _forget(self, correlation_id: str) -> None:
-        self._unanswered[correlation_id] = None
-        while len(self._unanswered) > _KEPT_RESULTS:
-            self._unanswered.popitem(last=False)
-
     async def _ensure_listening(self) -> None:
         if self._listener is None or self._listener.done():
             await self.transport.connect()
             self._listener = asyncio.ensure_future(self._listen())
-            self._listened = True
 
     async def _listen(self) -> None:
         async for delivery in self.transport.consume(self.reply_queue, prefetch=64):
@@ -281,19 +274,16 @@ class WorkflowDispatcher:
         for future in pending:
             future.set_result(result)
         if not pending:
-            self._results[result.correlation_id] = result
-            while len(self._results) > _KEPT_RESULTS:
-                self._results.popitem(last=False)
+            _keep(self._results, result.correlation_id, result)
 
     async def close(self) -> None:
         """Stop listening for results and delete the reply queue (if it ever listened)."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
-        if not self._listened:
+        if self._listener is None:
             return  # every workflow went out with results=False: no reply queue to remove
+        self._listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._listener
+        self._listener = None
         with contextlib.suppress(Exception):
             await self.transport.delete_queue(self.reply_queue)
 
@@ -302,3 +292,13 @@ class WorkflowDispatcher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+_V = TypeVar("_V")
+
+
+def _keep(kept: OrderedDict[str, _V], key: str, value: _V) -> None:
+    """Remember ``value`` under ``key``, forgetting the oldest beyond ``_KEPT_RESULTS``."""
+    kept[key] = value
+    while len(kept) > _KEPT_RESULTS:
+        kept.popitem(last=False)
