@@ -131,7 +131,7 @@ async def run(
     async with transport:
         worker = Worker(
             transport,
-            no_op_activities(steps, finishes),
+            no_op_activities(steps, finishes if completion == "count" else None),
             concurrency=concurrency,
             signer=signer,
             handle_signals=False,
