@@ -12,7 +12,9 @@
 
 Prints JSON (hops/s, workflows/s, this process's CPU per hop, with ``--broker-pid`` the
 broker's too, p50/p99 per-hop latency, peak RSS) and one summary line per configuration; with
-several ``--signer`` (or ``--completion``) values, also each one's ratio to the first.
+several ``--signer`` (or ``--completion``) values, also each one's ratio to the first; with
+``--baselines``, each paigeant configuration's ratio to each baseline within rounds (the
+targets: at least 0.7 of the raw loop, ahead of FastStream), both completions by default.
 ``--completion count`` measures what the baselines measure: five messages per five-step
 workflow, dispatched with ``results=False`` and counted in the last step; the default ``wait``
 also sends each workflow's WorkflowCompleted back to the dispatcher (a sixth message).
@@ -281,6 +283,34 @@ def envelope_growth(total_steps: int = 100) -> dict[str, int]:
     return sizes
 
 
+def versus_baselines(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Each paigeant configuration's hops/s over each baseline's, taken within each round.
+
+    What the targets compare: at least 0.7 of the raw client loop and ahead of FastStream.
+    Keys are ``signer/completion`` and the baseline's name; values the median, min and max of
+    the per-round ratios.
+    """
+    mine = [r for r in runs if "completion" in r]
+    theirs = [r for r in runs if "completion" not in r]
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for run_ in mine:
+        key = f"{run_['signer']}/{run_['completion']}"
+        table[key] = {}
+        for other in theirs:
+            ratios = sorted(
+                a / b
+                for a, b in zip(
+                    run_["rounds_hops_per_second"], other["rounds_hops_per_second"], strict=True
+                )
+            )
+            table[key][other["transport"]] = {
+                "median": round(ratios[len(ratios) // 2], 2),
+                "min": round(ratios[0], 2),
+                "max": round(ratios[-1], 2),
+            }
+    return table
+
+
 def main() -> None:
     """Parse arguments, run each configuration and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -313,11 +343,11 @@ def main() -> None:
         choices=sorted(COMPLETIONS),
         help="how the run learns workflows finished (repeat to compare): "
         + "; ".join(f"{name}: {what}" for name, what in COMPLETIONS.items())
-        + " (default wait)",
+        + " (default wait; with --baselines both)",
     )
     args = parser.parse_args()
     signers = args.signer or ["none"]
-    completions = args.completion or ["wait"]
+    completions = args.completion or (["wait", "count"] if args.baselines else ["wait"])
     configurations = [(signer, completion) for completion in completions for signer in signers]
     samples: dict[str, list[dict[str, Any]]] = {f"{s}/{c}": [] for s, c in configurations}
     for _ in range(args.rounds):
@@ -355,6 +385,8 @@ def main() -> None:
         )
         result["median_round_ratio_to_first"] = round(per_round[len(per_round) // 2], 3)
     output: dict[str, Any] = {"runs": runs}
+    if args.baselines:
+        output["versus_baselines"] = versus_baselines(runs)
     if args.envelope:
         output["envelope"] = envelope_growth()
     summary = "; ".join(
@@ -375,6 +407,13 @@ def main() -> None:
     )
     if args.envelope:
         summary += f"; envelope {output['envelope']}"
+    if args.baselines:
+        summary += "".join(
+            f"\npaigeant {mine} vs {theirs}: median {ratio['median']}x "
+            f"(rounds {ratio['min']}-{ratio['max']})"
+            for mine, against in output["versus_baselines"].items()
+            for theirs, ratio in against.items()
+        )
     report(output, summary)
 
 
