@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import nats
 import pytest
 
+from paigeant import Transport
 from paigeant.testing import TransportConformance
 from paigeant_nats import NatsTransport
 
@@ -32,6 +34,15 @@ class TestNatsConformance(TransportConformance):
 
     def make_transport(self) -> NatsTransport:
         return NatsTransport(url=self.url, prefix=self.prefix)
+
+    async def publish_foreign(self, transport: Transport, queue: str, body: bytes) -> None:
+        """A plain JetStream publish to the queue's subject: no Nats-Msg-Id, no headers."""
+        assert isinstance(transport, NatsTransport)
+        client = await nats.connect(self.url)
+        try:
+            await client.jetstream().publish(transport.names.subject(queue), body)
+        finally:
+            await client.close()
 
 
 class TestNatsRestarts(TransportConformance):

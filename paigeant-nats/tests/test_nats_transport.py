@@ -18,14 +18,8 @@ from nats.js.api import AckPolicy, DiscardPolicy, RetentionPolicy, StorageType
 from paigeant import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
-    ActivityContext,
-    DeadLetters,
-    HmacSigner,
     Outgoing,
     QueueStats,
-    Worker,
-    activity,
-    activity_queue,
     dead_letter_queue,
     get_transport,
 )
@@ -349,69 +343,3 @@ def test_paigeant_plugins_lists_the_nats_transport() -> None:
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "paigeant-nats" in line)
     assert "nats" in line.replace("paigeant-nats", "") and "0.1.0" in line
-
-
-async def test_a_worker_dead_letters_oversized_unsigned_and_foreign_messages(
-    transport: NatsTransport, raw: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Bad input reaching a worker through NATS is dead-lettered with a reason; it goes on."""
-    monkeypatch.setenv("PAIGEANT_MAX_MESSAGE_BYTES", "2000")
-    name = f"bad-{uuid.uuid4().hex[:8]}"
-
-    @activity(name)
-    async def never(ctx: ActivityContext) -> None:
-        raise AssertionError("bad input reached user code")
-
-    worker = Worker(
-        transport, [never], signer=HmacSigner("k" * 32, key_id="t"), handle_signals=False
-    )
-    running = asyncio.ensure_future(worker.run())
-    queue = activity_queue(name)
-    try:
-        await transport.publish(queue, b"{" + b"x" * 5000 + b"}", message_id="too-big")
-        await transport.publish(queue, b'{"not": "signed"}', message_id="unsigned")
-        await raw.jetstream().publish(transport.names.subject(queue), b'{"not": "paigeant"}')
-        async with Receiver(transport, dead_letter_queue(queue)) as dead:
-            reasons = {}
-            for _ in range(3):
-                parked = await get(dead, 10)
-                reasons[parked.message_id] = parked.headers[DEAD_LETTER_REASON_HEADER]
-                await parked.ack()
-        assert "message too large" in reasons.pop("too-big")
-        assert "invalid signature" in reasons.pop("unsigned")
-        ((foreign_id, foreign_reason),) = reasons.items()
-        assert foreign_id.startswith("nats:") and "no Paigeant-Id header" in foreign_reason
-    finally:
-        worker.stop()
-        await running
-
-
-async def test_dead_letter_tools_list_without_loss_and_redrive_on_nats(
-    transport: NatsTransport, queue: str
-) -> None:
-    ids = await _publish_and_dead_letter(transport, queue, 2)
-    tools = DeadLetters(transport, queue)
-    for _ in range(2):  # reading puts every dead letter back
-        listed = await tools.list()
-        assert sorted(letter.id for letter in listed) == ids
-        assert (await transport.stats(queue)).dead == 2
-    redriven = await tools.redrive()
-    assert sorted(letter.id for letter in redriven) == ids
-    async with Receiver(transport, queue) as receiver:
-        again = [await get(receiver), await get(receiver)]
-        assert sorted(d.body for d in again) == [b"dl-0", b"dl-1"]
-        assert [d.attempt for d in again] == [1, 1]
-        for delivery in again:
-            assert DEAD_LETTER_REASON_HEADER not in delivery.headers
-            await delivery.ack()
-    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
-
-
-async def _publish_and_dead_letter(transport: NatsTransport, queue: str, n: int) -> list[str]:
-    ids = [f"dl-{i}" for i in range(n)]
-    for i, message_id in enumerate(ids):
-        await transport.publish(queue, f"dl-{i}".encode(), message_id=message_id)
-    async with Receiver(transport, queue, prefetch=n) as receiver:
-        for _ in ids:
-            await (await get(receiver)).dead_letter("for the tools")
-    return ids

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio_pika
 import pytest
 
+from paigeant import Transport
 from paigeant.testing import TransportConformance
 from paigeant_rabbitmq import RabbitMQTransport
 
@@ -29,6 +31,15 @@ class TestRabbitMQConformance(TransportConformance):
 
     def make_transport(self) -> RabbitMQTransport:
         return RabbitMQTransport(url=self.url)
+
+    async def publish_foreign(self, transport: Transport, queue: str, body: bytes) -> None:
+        """A plain aio-pika publish to the queue: no message id, no headers, not persistent."""
+        connection = await aio_pika.connect(self.url)
+        try:
+            channel = await connection.channel()
+            await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue)
+        finally:
+            await connection.close()
 
 
 class TestRabbitMQRestarts(TransportConformance):

@@ -39,6 +39,15 @@ class TestRedisConformance(TransportConformance):
         """SIGKILL the suite's redis-server, keep it down half a second, start it on its AOF."""
         await asyncio.to_thread(self.server.restart, down_for=0.5)
 
+    async def publish_foreign(self, transport: Transport, queue: str, body: bytes) -> None:
+        """A plain XADD of a ``body`` field to the queue's stream: no id field, no headers."""
+        assert isinstance(transport, RedisTransport)
+        raw = redis.asyncio.Redis.from_url(self.server.url)
+        try:
+            await raw.xadd(transport.keys.stream(queue), {"body": body})
+        finally:
+            await raw.aclose()
+
     @contextlib.asynccontextmanager
     async def fail_next_forward(self, transport: Transport, queue: str) -> AsyncIterator[None]:
         """Give the target stream's key the wrong type: the atomic ack script then refuses."""

@@ -1,6 +1,7 @@
 """The transport conformance suite: subclass ``TransportConformance``, define ``make_transport``.
 
-Every rule of the Transport contract (DESIGN section 3) is a test here. Class attributes and
+Every rule of the Transport contract (DESIGN section 3) is a test here, and a Worker and the
+dead-letter tools run on the transport as they would in production. Class attributes and
 overridable methods declare what a transport can do; a test whose capability is declared absent
 is skipped with a reason that says what to implement.
 """
@@ -16,6 +17,7 @@ from ._suite_forwarding import ForwardingTests
 from ._suite_restart import RestartTests
 from ._suite_settlement import SettlementTests
 from ._suite_stats import StatsTests
+from ._suite_workers import WorkerTests
 
 __all__ = ["Receiver", "TransportConformance"]
 
@@ -29,6 +31,7 @@ class TransportConformance(
     BrowseTests,
     ChaosTests,
     RestartTests,
+    WorkerTests,
 ):
     """Every rule of the Transport contract, as tests. Subclass and define ``make_transport``.
 
@@ -57,4 +60,7 @@ class TransportConformance(
     - ``fail_next_forward(transport, queue)``: an async context manager inside which forwards
       to ``queue`` fail; the default patches ``transport.publish``. Override it when
       ``ack(forward=...)`` does not go through ``publish`` (an atomic forward).
+    - ``publish_foreign(transport, queue, body)`` (optional): publishes with the broker's own
+      client, as a producer that is not paigeant would; enables the test that a Worker
+      dead-letters such a message with a reason.
     """
