@@ -7,7 +7,9 @@ size-limit test, which needs the shared server's default ``max_payload`` (1 MiB)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -41,18 +43,40 @@ async def test_a_wrong_url_fails_connect_within_a_bounded_time_without_credentia
     assert "s3cret" not in message and "alice" not in message
 
 
-async def test_a_peer_that_never_speaks_fails_connect_within_a_bounded_time() -> None:
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_a_peer_that_never_speaks_fails_connect_after_exactly_its_attempts(
+    attempts: int,
+) -> None:
+    accepted: list[socket.socket] = []
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # accepts TCP, never sends INFO
+        silent.listen(8)
+        silent.settimeout(0.1)
         port = silent.getsockname()[1]
+        done = threading.Event()
+
+        def accept() -> None:  # accepts TCP, never sends INFO; counts the connections
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    accepted.append(silent.accept()[0])
+
+        counting = threading.Thread(target=accept)
+        counting.start()
         transport = NatsTransport(
-            url=f"nats://127.0.0.1:{port}", connect_timeout=0.5, connect_attempts=2
+            url=f"nats://127.0.0.1:{port}", connect_timeout=0.5, connect_attempts=attempts
         )
         started = time.monotonic()
-        with pytest.raises(TransportConnectionError, match=f"127.0.0.1:{port}"):
-            await transport.connect()
-        assert time.monotonic() - started < 6
+        try:
+            with pytest.raises(TransportConnectionError, match=f"127.0.0.1:{port}"):
+                await transport.connect()
+            elapsed = time.monotonic() - started
+        finally:
+            done.set()
+            counting.join()
+            for connection in accepted:
+                connection.close()
+    assert len(accepted) == attempts
+    assert elapsed < attempts * (0.5 + 0.5) + 1.5, f"connect() took {elapsed:.1f}s to fail"
 
 
 async def test_a_server_without_jetstream_is_a_clear_configuration_error(make_server: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -18,13 +19,15 @@ from nats.js.api import AckPolicy, DiscardPolicy, RetentionPolicy, StorageType
 from paigeant import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
+    MessageTooLargeError,
     Outgoing,
     QueueStats,
     dead_letter_queue,
     get_transport,
 )
 from paigeant.testing import Receiver
-from paigeant_nats import NatsDelivery, NatsTransport, QueueFullError
+from paigeant_nats import DEAD_LETTER_ROOM, NatsDelivery, NatsTransport, QueueFullError
+from paigeant_nats.delivery import BODY_SHA256_HEADER, MAX_REASON_CHARS, TRUNCATED_FROM_HEADER
 
 
 @pytest_asyncio.fixture
@@ -201,6 +204,51 @@ async def test_foreign_and_damaged_messages_are_dead_lettered_and_the_loop_goes_
         assert "damaged paigeant headers" in damaged.headers[DEAD_LETTER_REASON_HEADER]
         await foreign.ack()
         await damaged.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def test_publish_keeps_room_for_a_dead_letter_and_long_reasons_are_cut(
+    transport: NatsTransport, queue: str
+) -> None:
+    """What publish accepts can always be dead-lettered whole, its own headers kept."""
+    limit = transport.connection.max_payload
+    with pytest.raises(MessageTooLargeError, match="kept for a dead letter's headers"):
+        await transport.publish(queue, b"x" * (limit - 1000), message_id="too-close")
+    body = b"y" * (limit - DEAD_LETTER_ROOM - 500)
+    await transport.publish(queue, body, message_id="big", headers={"mine": "kept"})
+    async with Receiver(transport, queue) as receiver:
+        await (await get(receiver)).dead_letter("why " * 2000)
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        letter = await get(dead)
+        assert (letter.message_id, letter.body) == ("big", body)
+        assert letter.headers["mine"] == "kept"
+        reason = letter.headers[DEAD_LETTER_REASON_HEADER]
+        assert len(reason) == MAX_REASON_CHARS and reason.startswith("why why")
+        assert reason.endswith("\u2026")
+        await letter.ack()
+
+
+async def test_a_foreign_message_too_large_to_park_whole_is_parked_cut_never_stuck(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    """Another producer's message near max_payload leaves no room for dead-letter headers:
+    its dead letter keeps what fits and says so, instead of a message redelivered forever."""
+    await transport.publish(queue, b"first", message_id="first")  # creates the stream
+    limit = transport.connection.max_payload
+    foreign = bytes(range(256)) * ((limit - 64) // 256)
+    await raw.jetstream().publish(transport.names.subject(queue), foreign)
+    async with Receiver(transport, queue) as receiver:
+        await (await get(receiver)).ack()
+        # Waiting for the next delivery drives the loop: it parks the foreign message instead.
+        assert await receiver.get(3) is None, "the foreign message was handed out"
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        letter = await get(dead, 10)
+        assert letter.headers[TRUNCATED_FROM_HEADER] == str(len(foreign))
+        assert letter.headers[BODY_SHA256_HEADER] == hashlib.sha256(foreign).hexdigest()
+        assert "no Paigeant-Id header" in letter.headers[DEAD_LETTER_REASON_HEADER]
+        assert limit - 2000 < len(letter.body) < len(foreign)
+        assert foreign.startswith(letter.body)
+        await letter.ack()
     assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
 
 

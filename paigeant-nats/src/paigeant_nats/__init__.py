@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._codec import DEAD_LETTER_ROOM
 from ._errors import PublishRefusedError, QueueFullError
 from .delivery import NatsDelivery
 from .transport import DEFAULT_PREFIX, DEFAULT_PUBLISH_TIMEOUT, DEFAULT_URL, NatsTransport
@@ -14,6 +15,7 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEAD_LETTER_ROOM",
     "DEFAULT_PREFIX",
     "DEFAULT_PUBLISH_TIMEOUT",
     "DEFAULT_URL",

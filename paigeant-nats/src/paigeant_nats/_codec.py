@@ -18,6 +18,7 @@ from paigeant import MessageTooLargeError
 
 __all__ = [
     "ATTEMPT_BASE",
+    "DEAD_LETTER_ROOM",
     "DUE",
     "HEADERS",
     "MESSAGE_ID",
@@ -28,6 +29,7 @@ __all__ = [
     "decode",
     "encode",
     "metadata",
+    "payload_size",
 ]
 
 #: The paigeant message id (verbatim, or a JSON string when it is not header-safe).
@@ -44,6 +46,9 @@ NATS_MSG_ID = "Nats-Msg-Id"
 _ascii_json = json.JSONEncoder(separators=(",", ":")).encode
 _SAFE_ID = re.compile(r"[!-~](?:[ -~]*[!-~])?")  # printable ASCII, no edge spaces
 _FRAME = len(b"NATS/1.0\r\n") + len(b"\r\n")
+#: Bytes of ``max_payload`` a publish leaves free, so that whatever paigeant publishes can be
+#: dead-lettered (or copied for a delayed nack) whole, with the headers that adds.
+DEAD_LETTER_ROOM = 4096
 
 
 class ForeignMessage(Exception):
@@ -86,18 +91,27 @@ def _headers_json(headers: Mapping[str, str]) -> str:
     return encoded if encoded.isascii() else _ascii_json(plain)
 
 
-def check_size(body: bytes, headers: Mapping[str, str], max_payload: int, queue: str) -> None:
-    """Raise MessageTooLargeError unless body plus headers fit the server's ``max_payload``.
-
-    nats-py checks the body only; a frame over the limit makes the server drop the connection.
-    """
+def payload_size(body: bytes, headers: Mapping[str, str]) -> int:
+    """Bytes ``body`` with ``headers`` takes of the server's ``max_payload``."""
     size = len(body) + _FRAME
     for key, value in headers.items():
         size += len(key) + len(value.encode()) + 4
-    if size > max_payload:
+    return size
+
+
+def check_size(
+    body: bytes, headers: Mapping[str, str], max_payload: int, queue: str, *, reserve: int = 0
+) -> None:
+    """Raise MessageTooLargeError unless body plus headers fit ``max_payload - reserve``.
+
+    nats-py checks the body only; a frame over the limit makes the server drop the connection.
+    """
+    size = payload_size(body, headers)
+    if size > max_payload - reserve:
+        kept = f", less the {reserve} bytes kept for a dead letter's headers," if reserve else ""
         raise MessageTooLargeError(
             f"message to {queue!r} is {size} bytes with its headers, over the NATS server's "
-            f"max_payload of {max_payload} bytes: raise `max_payload` in nats-server.conf "
+            f"max_payload of {max_payload} bytes{kept}: raise `max_payload` in nats-server.conf "
             "(for example `max_payload: 8MB`; it must exceed PAIGEANT_MAX_MESSAGE_BYTES plus "
             "a few KiB of headers), or send smaller messages"
         )

@@ -92,8 +92,9 @@ class Connection:
                     servers=[self.url],
                     name=f"paigeant-{socket.gethostname()}-{os.getpid()}",
                     connect_timeout=self.connect_timeout,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=self.connect_attempts,
+                    # nats-py makes 1 + max_reconnect_attempts tries (0 would mean forever).
+                    allow_reconnect=self.connect_attempts > 1,
+                    max_reconnect_attempts=max(self.connect_attempts - 1, 1),
                     reconnect_time_wait=0.5,
                     ping_interval=10,
                     max_outstanding_pings=3,
@@ -111,6 +112,7 @@ class Connection:
                 "set PAIGEANT_NATS_URL."
             ) from None
         # From now on reconnect forever: a restarting server must not close the transport.
+        client.options["allow_reconnect"] = True
         client.options["max_reconnect_attempts"] = -1
         self._client = client
         try:

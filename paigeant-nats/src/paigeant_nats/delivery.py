@@ -8,6 +8,7 @@ erring early) decides whether this delivery still holds its lease.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -23,16 +24,36 @@ from paigeant import (
     too_many_deliveries,
 )
 
-from ._codec import Metadata, encode
+from ._codec import Metadata, encode, payload_size
 from ._errors import is_no_responders
 
 if TYPE_CHECKING:
     from ._consumer import ConsumeLoop
     from .transport import NatsTransport
 
-__all__ = ["NatsDelivery", "lease_margin", "park"]
+__all__ = [
+    "BODY_SHA256_HEADER",
+    "HEADERS_DROPPED_HEADER",
+    "MAX_REASON_CHARS",
+    "TRUNCATED_FROM_HEADER",
+    "NatsDelivery",
+    "bounded_reason",
+    "lease_margin",
+    "park",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Longest dead-letter reason kept (a longer one is cut, ending in an ellipsis).
+MAX_REASON_CHARS = 500
+#: On a dead letter whose original headers did not fit beside the dead-letter ones: how many
+#: there were.
+HEADERS_DROPPED_HEADER = "x-paigeant-dead-letter-headers-dropped"
+#: On a dead letter too large to keep whole (another producer's message near max_payload):
+#: the original body's length; the dead letter keeps its first bytes.
+TRUNCATED_FROM_HEADER = "x-paigeant-dead-letter-truncated-from"
+#: With ``TRUNCATED_FROM_HEADER``: the SHA-256 (hex) of the whole original body.
+BODY_SHA256_HEADER = "x-paigeant-dead-letter-body-sha256"
 
 
 def lease_margin(ack_wait: float) -> float:
@@ -56,16 +77,43 @@ async def park(
     Its ``Nats-Msg-Id`` names the source copy, so dead-lettering it again after a crash is
     deduplicated while a replayed message that fails again is not.
     """
-    marked = dead_letter_headers(headers, reason=reason, queue=queue, attempt=attempt)
+    reason = bounded_reason(reason)
     dedup = f"dead:{source.stream}:{source.stream_seq}:{source.timestamp_ns}"
-    target = dead_letter_queue(queue)
+    limit = transport.connection.max_payload
+    marked = dead_letter_headers(headers, reason=reason, queue=queue, attempt=attempt)
     nats_headers = encode(message_id, marked, dedup_id=dedup)
-    if len(body) + 4096 > transport.connection.max_payload:
-        # The original headers may not fit beside the dead-letter ones: keep the body.
-        kept = dead_letter_headers({}, reason=reason, queue=queue, attempt=attempt)
-        kept["x-paigeant-dead-letter-headers-dropped"] = str(len(headers))
-        nats_headers = encode(message_id, kept, dedup_id=dedup)
+    if payload_size(body, nats_headers) > limit:
+        # The original headers do not fit beside the dead-letter ones: keep the body.
+        marked = dead_letter_headers({}, reason=reason, queue=queue, attempt=attempt)
+        marked[HEADERS_DROPPED_HEADER] = str(len(headers))
+        nats_headers = encode(message_id, marked, dedup_id=dedup)
+    if payload_size(body, nats_headers) > limit:
+        # Only another producer's message comes this close to max_payload (publish keeps
+        # DEAD_LETTER_ROOM free). Parking what fits, saying what was cut, beats a message
+        # that is redelivered forever and never dead-lettered.
+        marked[TRUNCATED_FROM_HEADER] = str(len(body))
+        marked[BODY_SHA256_HEADER] = hashlib.sha256(body).hexdigest()
+        nats_headers = encode(message_id, marked, dedup_id=dedup)
+        original = len(body)
+        body = body[: max(limit - payload_size(b"", nats_headers), 0)]
+        logger.error(
+            "message %s from %s (%d bytes) is too large to dead-letter whole under the NATS "
+            "server's max_payload of %d bytes: its dead letter keeps the first %d bytes",
+            message_id,
+            queue,
+            original,
+            limit,
+            len(body),
+        )
+    target = dead_letter_queue(queue)
     await transport.store(target, body, nats_headers, what=f"cannot dead-letter {message_id!r}")
+
+
+def bounded_reason(reason: str) -> str:
+    """``reason`` cut to ``MAX_REASON_CHARS``, so a dead letter's headers stay small."""
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[: MAX_REASON_CHARS - 1] + "\u2026"
 
 
 class NatsDelivery(Delivery):

@@ -15,7 +15,7 @@ from nats.js import JetStreamManager
 
 from paigeant import Delivery, PaigeantError, QueueStats, Transport, redact_url
 
-from ._codec import check_size, encode
+from ._codec import DEAD_LETTER_ROOM, check_size, encode
 from ._connection import Connection
 from ._consumer import ConsumeLoop
 from ._errors import NoStreamError, PublishRefusedError, read_pub_ack
@@ -240,18 +240,21 @@ class NatsTransport(Transport):
         ``deduplicate=True`` (what ``ack(forward=...)`` uses) sets ``Nats-Msg-Id`` to
         ``message_id``, so JetStream drops a repeat within ``duplicate_window``; a plain
         publish is never dropped (a replayed dead letter keeps its id). Raises
-        MessageTooLargeError when the message exceeds the server's ``max_payload``,
+        MessageTooLargeError when the message with its headers exceeds the server's
+        ``max_payload`` less ``DEAD_LETTER_ROOM`` (4 KiB kept for a dead letter's headers),
         QueueFullError when the stream is full, TransportConnectionError after
         ``publish_timeout`` without a reply.
         """
         self._queue(queue)
         dedup_id = message_id if deduplicate else None
+        nats_headers = encode(message_id, headers, dedup_id=dedup_id)
+        # Room for what a dead letter adds: a message published here is never too large to park.
+        check_size(body, nats_headers, self.connection.max_payload, queue, reserve=DEAD_LETTER_ROOM)
         if delay > 0:
             await self.store_delayed(
                 queue, body, message_id=message_id, headers=headers, delay=delay, dedup_id=dedup_id
             )
             return
-        nats_headers = encode(message_id, headers, dedup_id=dedup_id)
         await self.store(queue, body, nats_headers, what=f"cannot publish to {queue!r}")
 
     async def store(
