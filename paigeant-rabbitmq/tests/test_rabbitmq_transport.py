@@ -269,6 +269,64 @@ async def test_a_message_prefetched_but_never_taken_keeps_its_attempt(
     assert (again.message_id, again.attempt) == ("untouched", 1)
 
 
+async def test_delete_queue_takes_an_empty_dead_letter_queue_along_and_keeps_a_full_one(
+    transport: RabbitMQTransport, rabbitmq_url: str
+) -> None:
+    """Every work queue has a dead-letter queue declared before it; deleting a queue that
+    never had a dead letter (a dispatcher's reply queue) leaves nothing behind."""
+    empty, full = (f"pgtest.{uuid.uuid4().hex[:12]}" for _ in range(2))
+    for name in (empty, full):
+        await transport.publish(name, b"x", message_id=f"{name}-1")
+    async with Receiver(transport, full) as receiver:
+        await (await get(receiver)).dead_letter("kept")
+    for name in (empty, full):
+        await transport.delete_queue(name)
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await (await connection.channel()).declare_queue(dead_letter_queue(empty), passive=True)
+    finally:
+        await connection.close()
+    assert (await transport.stats(full)).dead == 1
+    await transport.delete_queue(dead_letter_queue(full))
+
+
+async def test_a_queue_deleted_by_hand_gets_its_delayed_messages_once_declared_again(
+    transport: RabbitMQTransport, raw: AbstractChannel, rabbitmq_url: str, queue: str
+) -> None:
+    """Declaring a work queue binds it to the end of the delay ladder, so whoever declares it
+    again (a consumer, here a new process) also brings back the route of its delayed messages."""
+    await transport.publish(queue, b"later", message_id="later", delay=2.0)
+    await raw.queue_delete(queue)  # by hand: the delayed message is in the ladder, unrouted
+    async with RabbitMQTransport(url=rabbitmq_url) as other, Receiver(other, queue) as receiver:
+        delivery = await get(receiver, 15)
+        assert (delivery.message_id, delivery.body) == ("later", b"later")
+        await delivery.ack()
+
+
+async def test_after_every_lease_ran_out_the_consumer_gets_its_whole_prefetch_back(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    """Zombies pause the consumer; as they settle one by one it comes back at full prefetch
+    (a basic.qos reaches only consumers made after it, so each change re-consumes)."""
+    for i in range(6):
+        await transport.publish(queue, f"{i}".encode(), message_id=f"z-{i}")
+    async with Receiver(transport, queue, prefetch=2) as receiver:
+        first, second = await get(receiver), await get(receiver)
+        await asyncio.sleep(transport.visibility_timeout + 1.0)  # both leases run out
+        assert first.lease_lost and second.lease_lost
+        await first.ack()  # one slot back: consuming again, one message at a time
+        await asyncio.sleep(0.5)
+        await second.ack()  # both back
+        await asyncio.sleep(0.5)
+        # Two unsettled at once, well within one lease (no expiry makes room for the second).
+        held = [await get(receiver, 0.5), await get(receiver, 0.5)]
+        assert len({delivery.message_id for delivery in held}) == 2
+        assert not any(delivery.lease_lost for delivery in held)
+        for delivery in held:
+            await delivery.ack()
+
+
 async def test_stats_count_what_another_loop_prefetched_as_ready(
     transport: RabbitMQTransport, queue: str
 ) -> None:

@@ -8,8 +8,9 @@ RabbitMQ pushes up to ``prefetch`` unacknowledged messages to a consumer; paigea
 is pull-shaped (at most ``prefetch`` unsettled, leases that run out). So a message pushed but
 not yet taken by the loop's caller waits in ``waiting`` under a lease of its own, and a
 delivery whose lease ran out while its holder still works on it (a "zombie") keeps its slot:
-the channel's prefetch is lowered by the zombies, and the consumer paused while they fill it,
-so the message given back goes to another consumer rather than to the one that is stuck.
+the consumer's prefetch is lowered by the zombies (by consuming anew: a ``basic.qos`` reaches
+only consumers made after it), and the consumer paused while they fill it, so the message given
+back goes to another consumer rather than to the one that is stuck.
 """
 
 from __future__ import annotations
@@ -244,7 +245,14 @@ class Session:
             self.transport.link.spawn(self._set_credit())
 
     async def _set_credit(self) -> None:
-        """Set the channel's prefetch to ``prefetch`` less the zombies; pause at zero."""
+        """Consume with a prefetch of ``prefetch`` less the zombies; pause at zero.
+
+        A ``basic.qos`` reaches only consumers made after it (a quorum queue refuses a global
+        one), so each change cancels the consumer and makes a new one. Messages pushed before
+        the cancel took effect still arrive and wait to be taken, as do those held: they stay
+        unacknowledged on this channel, so right after a change the broker may push up to
+        the new prefetch more (their leases return what is not taken in time).
+        """
         async with self._flow:
             raw, channel = self._raw, self._channel
             if not self.open or self.retired or raw is None or channel is None:
@@ -253,17 +261,13 @@ class Session:
             if credit == self._credit:
                 return
             try:
-                if credit == 0:
-                    if self._consumer_tag is not None:
-                        await raw.basic_cancel(self._consumer_tag)
-                        self._consumer_tag = None
-                else:
+                if self._consumer_tag is not None:
+                    await raw.basic_cancel(self._consumer_tag)
+                    self._consumer_tag = None
+                if credit > 0:
                     await channel.set_qos(prefetch_count=credit)
-                    if self._consumer_tag is None:
-                        consumed = await raw.basic_consume(
-                            self.queue, self._on_message, no_ack=False
-                        )
-                        self._consumer_tag = consumed.consumer_tag
+                    consumed = await raw.basic_consume(self.queue, self._on_message, no_ack=False)
+                    self._consumer_tag = consumed.consumer_tag
             except CONNECTION_ERRORS as exc:
                 logger.info("could not change the flow of %s: %r", self.queue, exc)
                 return
@@ -274,15 +278,16 @@ class Session:
         if self.retired:
             return
         self.retired = True
-        raw, tag = self._raw, self._consumer_tag
-        if self.open and raw is not None and tag is not None:
-            try:  # first: copies given back must not be pushed to this consumer again
-                await asyncio.wait_for(raw.basic_cancel(tag), 5)
-            except asyncio.CancelledError:
-                raise
-            except TIMEOUT_OR_CONNECTION_ERRORS:
-                pass
-            self._consumer_tag = None
+        async with self._flow:  # not while _set_credit swaps the consumer for a new one
+            raw, tag = self._raw, self._consumer_tag
+            if self.open and raw is not None and tag is not None:
+                try:  # first: copies given back must not be pushed to this consumer again
+                    await asyncio.wait_for(raw.basic_cancel(tag), 5)
+                except asyncio.CancelledError:
+                    raise
+                except TIMEOUT_OR_CONNECTION_ERRORS:
+                    pass
+                self._consumer_tag = None
         await self.give_back()  # everything pushed before the cancel took effect
         if not self.held:
             await self.close()

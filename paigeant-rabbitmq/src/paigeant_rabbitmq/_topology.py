@@ -146,8 +146,19 @@ class Topology:
         async def declare() -> None:
             await self.ensure_queue(dead_letter_queue(queue))
             await self._declare_queue(queue, work_queue_arguments(queue, self.delivery_limit))
+            # Bound with every declaration: whoever declares the queue again (after it was
+            # deleted by hand) also restores the route of delayed messages waiting for it.
+            await self._once(("deliver-exchange",), self._declare_deliver_exchange)
+            await self._bind_deliver(queue)
 
         await self._once(("queue", queue), declare)
+
+    async def _declare_deliver_exchange(self) -> None:
+        await self._run(
+            lambda channel: channel.exchange_declare(
+                DELIVER_EXCHANGE, exchange_type="topic", durable=True
+            )
+        )
 
     async def _declare_ladder(self) -> None:
         async def declare(channel: RawChannel) -> None:
@@ -164,9 +175,12 @@ class Topology:
         await self._run(declare)
 
     async def ensure_delays(self, queue: str, levels: list[int]) -> None:
-        """Declare the delay exchanges (once) and ``queue``'s delay queues of ``levels``."""
+        """Declare the delay exchanges (once) and ``queue``'s delay queues of ``levels``.
+
+        ``queue`` itself (declared first, by ``ensure_queue``) is already bound to the end of
+        the ladder.
+        """
         await self._once(("ladder",), self._declare_ladder)
-        await self._once(("deliver", queue), lambda: self._bind_deliver(queue))
         for level in levels:
             await self._once(
                 ("delay", queue, level), functools.partial(self._declare_delay, queue, level)
@@ -204,13 +218,37 @@ class Topology:
         return int(declared.message_count or 0)
 
     async def delete(self, queue: str) -> None:
-        """Delete ``queue`` and its delay queues (not its dead letters); missing ones are fine."""
+        """Delete ``queue`` and its delay queues; missing ones are fine.
+
+        Its dead-letter queue goes too when it is empty (every work queue has one, declared
+        before it: a reply queue would otherwise leave one behind); dead letters stay.
+        """
         self.forget(queue)
         for name in [queue, *(delay_queue(queue, level) for level in range(DELAY_LEVELS))]:
             await self._delete_one(name)
+        if not is_dead_letter_queue(queue):
+            await self._delete_if_empty(dead_letter_queue(queue))
 
     async def _delete_one(self, name: str) -> None:
         await self._run(lambda channel: channel.queue_delete(name))
+
+    async def _delete_if_empty(self, name: str) -> None:
+        """Delete queue ``name`` if it has no message and no consumer (or is missing).
+
+        Quorum queues refuse ``if_empty`` (NOT_IMPLEMENTED, closing the connection), so a
+        passive declare looks first: a message arriving in the moment between the two would be
+        lost, which is why ``delete_queue`` asks for the queue's workers to be stopped first.
+        """
+        self.forget(name)
+        try:
+            declared = await self._run(
+                lambda channel: channel.queue_declare(name, passive=True), inspect=True
+            )
+        except ChannelNotFoundEntity:
+            return
+        if declared.message_count or declared.consumer_count:
+            return  # it holds dead letters (or someone reads them): they stay
+        await self._delete_one(name)
 
     async def close(self) -> None:
         """Close the declaring and inspecting channels."""
