@@ -26,8 +26,14 @@ from paigeant import (
     get_transport,
 )
 from paigeant.testing import Receiver
-from paigeant_rabbitmq import MAX_DELAY, RabbitMQDelivery, RabbitMQTransport
-from paigeant_rabbitmq._headers import message_id_of
+from paigeant_rabbitmq import (
+    MAX_DELAY,
+    PublishRefusedError,
+    RabbitMQDelivery,
+    RabbitMQTransport,
+    UnroutableError,
+)
+from paigeant_rabbitmq._headers import message_id_of, properties
 from paigeant_rabbitmq._names import delay_queue
 
 
@@ -267,6 +273,32 @@ async def test_a_message_prefetched_but_never_taken_keeps_its_attempt(
     async with Receiver(transport, queue) as second:
         again = await get(second)
     assert (again.message_id, again.attempt) == ("untouched", 1)
+
+
+async def test_a_negative_confirm_raises_publish_refused_and_keeps_what_was_taken(
+    transport: RabbitMQTransport, raw: AbstractChannel, queue: str
+) -> None:
+    """A queue made by hand with a length limit (used as it is) refuses the overflow."""
+    arguments = {"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish"}
+    await raw.declare_queue(queue, durable=True, arguments=arguments)
+    taken: list[str] = []
+    with pytest.raises(PublishRefusedError, match="negative confirm"):
+        for i in range(10):  # a quorum queue may take one over the limit before it refuses
+            await transport.publish(queue, f"{i}".encode(), message_id=f"m-{i}")
+            taken.append(f"m-{i}")
+    assert 1 <= len(taken) <= 2
+    async with Receiver(transport, queue) as receiver:
+        for message_id in taken:
+            delivery = await get(receiver)
+            assert delivery.message_id == message_id
+            await delivery.ack()
+
+
+async def test_a_message_nothing_routes_raises_unroutable(transport: RabbitMQTransport) -> None:
+    """Publisher confirms with mandatory: a returned message raises instead of passing."""
+    missing = f"pgtest.missing.{uuid.uuid4().hex[:8]}"
+    with pytest.raises(UnroutableError, match=missing):
+        await transport.publisher.publish("", missing, b"x", properties("lost", {}), target=missing)
 
 
 async def test_delete_queue_takes_an_empty_dead_letter_queue_along_and_keeps_a_full_one(

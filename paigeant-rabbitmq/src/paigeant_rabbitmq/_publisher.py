@@ -11,7 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, PublishError
+from aiormq.exceptions import (
+    AMQPChannelError,
+    ChannelNotFoundEntity,
+    DeliveryError,
+    PublishError,
+)
 from pamqp.commands import Basic
 
 from paigeant import TransportConnectionError
@@ -65,6 +70,8 @@ class Publisher:
                     f"RabbitMQ returned message {properties.message_id!r} sent to {target!r}: "
                     f"{getattr(exc.frame, 'reply_text', exc)}"
                 ) from exc
+            except DeliveryError as exc:  # aiormq raises a negative confirm (Basic.Nack)
+                raise PublishRefusedError(_refused(properties.message_id, target)) from exc
             except ChannelNotFoundEntity as exc:  # the exchange is gone
                 self._channel.broken()
                 raise UnroutableError(f"exchange {exchange!r} does not exist: {exc}") from exc
@@ -89,13 +96,16 @@ class Publisher:
                 )
                 continue
             if isinstance(confirm, Basic.Nack):
-                raise PublishRefusedError(
-                    f"RabbitMQ refused message {properties.message_id!r} (negative confirm): "
-                    "a full queue with overflow=reject-publish, or a quorum queue without a "
-                    "majority"
-                )
+                raise PublishRefusedError(_refused(properties.message_id, target))
             return
 
     async def close(self) -> None:
         """Close the confirm channel."""
         await self._channel.close()
+
+
+def _refused(message_id: str | None, target: str) -> str:
+    return (
+        f"RabbitMQ refused message {message_id!r} for {target!r} (negative confirm): a full "
+        "queue with overflow=reject-publish, or a quorum queue without a majority"
+    )
