@@ -129,6 +129,17 @@ async def test_wrong_credentials_fail_connect_naming_the_host() -> None:
     assert "wrong-s3cret" not in text
 
 
+async def test_a_missing_virtual_host_fails_connect_naming_it() -> None:
+    transport = RabbitMQTransport(
+        url="amqp://guest:guest@127.0.0.1:5672/no%2Fsuch-vhost", connect_attempts=1
+    )
+    with pytest.raises(TransportConnectionError) as refused:
+        await transport.connect()
+    text = str(refused.value)
+    assert "127.0.0.1:5672" in text and "virtual host 'no/such-vhost'" in text
+    assert "guest:guest" not in text
+
+
 async def test_failed_connection_attempts_leave_no_connection_open() -> None:
     # An open one's __del__ schedules close(); collected outside a loop, that coroutine is
     # never awaited (a RuntimeWarning in whatever test runs the garbage collector then).

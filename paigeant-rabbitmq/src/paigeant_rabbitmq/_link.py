@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
@@ -69,6 +69,7 @@ class Link:
         """Prepare a connection to ``url``; nothing connects before ``open()``."""
         self.url = url
         self.safe_url = redact_url(url)
+        self._vhost = unquote(urlsplit(url).path[1:]) or "/"
         self.host = _host(url)
         self.connect_timeout = connect_timeout
         self.connect_attempts = connect_attempts
@@ -93,6 +94,12 @@ class Link:
             text = text.replace(password, "***")
         if isinstance(exc, ProbableAuthenticationError) or "ACCESS_REFUSED" in text:
             text += " (check the user name, password and virtual host in the URL)"
+        elif "Connection.Close" in text:  # refused while opening: aiormq loses the reason
+            text += (
+                f" (RabbitMQ closed the connection while opening virtual host "
+                f"{self._vhost!r}: most often it does not exist or the user may not use it; "
+                "check the virtual host in the URL)"
+            )
         return text
 
     async def _connect_once(self, timeout: float) -> AbstractConnection:
