@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 import uuid
@@ -135,6 +136,19 @@ async def test_streams_and_consumer_are_created_as_documented(
         await delivery.ack()
     delayed = await manager.consumer_info(transport.names.delay_stream, "paigeant-promoter")
     assert delayed.config.max_ack_pending == -1 and delayed.config.max_deliver == -1
+
+
+async def test_a_duplicate_window_shorter_than_the_lease_is_warned_about(
+    nats_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="paigeant_nats")
+    async with NatsTransport(url=nats_url, prefix=prefix, visibility_timeout=60):
+        pass
+    assert "duplicate_window" not in caplog.text
+    short = NatsTransport(url=nats_url, prefix=prefix, visibility_timeout=60, duplicate_window=30)
+    async with short:
+        pass
+    assert "duplicate_window=30.0s is shorter than visibility_timeout=60.0s" in caplog.text
 
 
 async def test_a_changed_visibility_timeout_updates_the_consumer(

@@ -151,7 +151,20 @@ class NatsTransport(Transport):
         """
         async with self._lock:
             if self._connection is None:
+                self._warn_if_the_window_is_short()
                 self._connection = await self._open()
+
+    def _warn_if_the_window_is_short(self) -> None:
+        window = self.streams.settings.duplicate_window
+        if window < self.visibility_timeout:
+            logger.warning(
+                "duplicate_window=%ss is shorter than visibility_timeout=%ss: a step redelivered "
+                "after its lease ran out forwards its next hop again after JetStream forgot the "
+                "first one, so the next step runs twice; set duplicate_window to at least a "
+                "step's duration plus visibility_timeout",
+                window,
+                self.visibility_timeout,
+            )
 
     async def _open(self) -> Connection:
         connection = Connection(
