@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
+from nats.aio.client import Client
 
 from paigeant import (
     ConfigurationError,
@@ -41,6 +42,27 @@ async def test_a_wrong_url_fails_connect_within_a_bounded_time_without_credentia
     message = str(failed.value)
     assert f"127.0.0.1:{port}" in message and "PAIGEANT_NATS_URL" in message
     assert "s3cret" not in message and "alice" not in message
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 3])
+async def test_a_refused_port_fails_connect_after_exactly_its_attempts(
+    attempts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries = 0
+    real = Client._connect_to_server
+
+    async def counting(self: Client, *args: Any, **kwargs: Any) -> Any:
+        nonlocal tries
+        tries += 1
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_connect_to_server", counting)
+    transport = NatsTransport(
+        url=f"nats://127.0.0.1:{free_port()}", connect_timeout=0.5, connect_attempts=attempts
+    )
+    with pytest.raises(TransportConnectionError):
+        await transport.connect()
+    assert tries == attempts
 
 
 @pytest.mark.parametrize("attempts", [1, 3])

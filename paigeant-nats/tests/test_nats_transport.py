@@ -28,7 +28,12 @@ from paigeant import (
 )
 from paigeant.testing import Receiver
 from paigeant_nats import DEAD_LETTER_ROOM, NatsDelivery, NatsTransport, QueueFullError
-from paigeant_nats.delivery import BODY_SHA256_HEADER, MAX_REASON_CHARS, TRUNCATED_FROM_HEADER
+from paigeant_nats.delivery import (
+    BODY_SHA256_HEADER,
+    MAX_REASON_BYTES,
+    MAX_REASON_CHARS,
+    TRUNCATED_FROM_HEADER,
+)
 
 
 @pytest_asyncio.fixture
@@ -239,6 +244,17 @@ async def test_publish_keeps_room_for_a_dead_letter_and_long_reasons_are_cut(
         reason = letter.headers[DEAD_LETTER_REASON_HEADER]
         assert len(reason) == MAX_REASON_CHARS and reason.startswith("why why")
         assert reason.endswith("\u2026")
+        await letter.ack()
+    # Non-ASCII reasons take up to 12 bytes a character in the headers: bounded by bytes too.
+    await transport.publish(queue, body, message_id="emoji", headers={"mine": "kept"})
+    async with Receiver(transport, queue) as receiver:
+        await (await get(receiver)).dead_letter("\U0001f600" * 2000)
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        letter = await get(dead)
+        assert (letter.message_id, letter.body) == ("emoji", body)
+        assert letter.headers["mine"] == "kept"
+        assert TRUNCATED_FROM_HEADER not in letter.headers
+        assert len(json.dumps(letter.headers[DEAD_LETTER_REASON_HEADER])) <= MAX_REASON_BYTES
         await letter.ack()
 
 

@@ -347,6 +347,30 @@ async def test_a_queue_deleted_by_hand_gets_its_delayed_messages_once_declared_a
         await delivery.ack()
 
 
+async def test_a_consumer_with_a_stuck_step_is_pushed_no_more_than_its_prefetch(
+    transport: RabbitMQTransport, queue: str
+) -> None:
+    """One lease of four runs out while the other three are extended: the broker may push one
+    message in its place (the slot its requeue freed), never a new consumer's worth more."""
+    for i in range(12):
+        await transport.publish(queue, f"{i}".encode(), message_id=f"s-{i}")
+    async with Receiver(transport, queue, prefetch=4) as receiver:
+        held = [await get(receiver) for _ in range(4)]
+        (loop,) = [loop for loop in transport._loops if loop.queue == queue]
+        pushed = []
+        for _ in range(12):  # 2.4 s: the fourth lease (1 s) runs out, the others are kept
+            await asyncio.sleep(0.2)
+            for delivery in held[:3]:
+                await delivery.extend()
+            pushed.append(loop.waiting)
+        assert held[3].lease_lost and not any(d.lease_lost for d in held[:3])
+        assert max(pushed) <= 1, pushed
+        for delivery in held:
+            await delivery.ack()
+        for _ in range(9):  # and everything else still comes through
+            await (await get(receiver)).ack()
+
+
 async def test_after_every_lease_ran_out_the_consumer_gets_its_whole_prefetch_back(
     transport: RabbitMQTransport, queue: str
 ) -> None:

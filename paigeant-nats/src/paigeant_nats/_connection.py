@@ -8,13 +8,14 @@ so that ``connect()`` fails in bounded time and everything else raises Transport
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, Error, NoRespondersError, OutboundBufferLimitError
@@ -22,6 +23,15 @@ from nats.errors import ConnectionClosedError, Error, NoRespondersError, Outboun
 from paigeant import ConfigurationError, TransportConnectionError, redact_url
 
 from ._replies import Replies
+
+
+class _GaveUp(Exception):
+    """Raised out of nats-py's connect once ``connect_attempts`` tries failed."""
+
+    def __init__(self, last: Exception) -> None:
+        super().__init__(str(last))
+        self.last = last
+
 
 __all__ = ["Connection", "reraise_swallowed_cancel"]
 
@@ -66,6 +76,8 @@ class Connection:
         self._client: Client | None = None
         self._closing = False
         self._outage_logged = False
+        #: Failed tries while ``open()`` connects (None once connected: reconnects never stop).
+        self._failed_attempts: int | None = None
 
     @property
     def client(self) -> Client:
@@ -86,34 +98,43 @@ class Connection:
 
     async def open(self) -> None:
         """Connect (bounded: ``connect_attempts`` tries), then check that JetStream is enabled."""
+        client = Client()
+        self._failed_attempts = 0
         try:
-            client = await asyncio.wait_for(
-                nats.connect(
-                    servers=[self.url],
-                    name=f"paigeant-{socket.gethostname()}-{os.getpid()}",
-                    connect_timeout=self.connect_timeout,
-                    # nats-py makes 1 + max_reconnect_attempts tries (0 would mean forever).
-                    allow_reconnect=self.connect_attempts > 1,
-                    max_reconnect_attempts=max(self.connect_attempts - 1, 1),
-                    reconnect_time_wait=0.5,
-                    ping_interval=10,
-                    max_outstanding_pings=3,
-                    error_cb=self._error,
-                    disconnected_cb=self._disconnected,
-                    reconnected_cb=self._reconnected,
-                    closed_cb=self._closed,
-                ),
+            options: dict[str, Any] = {  # nats-py types its seconds as int; floats work
+                "servers": [self.url],
+                "name": f"paigeant-{socket.gethostname()}-{os.getpid()}",
+                "connect_timeout": self.connect_timeout,
+                # Retried until _error counts connect_attempts failures and gives up (nats-py
+                # alone makes one try more than max_reconnect_attempts, and 0 means forever).
+                "allow_reconnect": True,
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.5,
+                "ping_interval": 10,
+                "max_outstanding_pings": 3,
+                "error_cb": self._error,
+                "disconnected_cb": self._disconnected,
+                "reconnected_cb": self._reconnected,
+                "closed_cb": self._closed,
+            }
+            await asyncio.wait_for(
+                client.connect(**options),
                 timeout=(self.connect_timeout + 1) * (self.connect_attempts + 1),
             )
-        except (Error, OSError, TimeoutError) as exc:
+        except (Error, OSError, TimeoutError, _GaveUp) as exc:
+            self._closing = True  # a client that never connected: no callbacks, no reopening
+            try:
+                with contextlib.suppress(Exception):
+                    await client.close()
+            finally:
+                self._closing = False
+            cause = exc.last if isinstance(exc, _GaveUp) else exc
             raise TransportConnectionError(
-                f"cannot connect to NATS at {self.safe_url} ({type(exc).__name__}: "
-                f"{_quiet(exc, self.url)}). Is `nats-server -js` running there? Pass url=... or "
+                f"cannot connect to NATS at {self.safe_url} ({type(cause).__name__}: "
+                f"{_quiet(cause, self.url)}). Is `nats-server -js` running there? Pass url=... or "
                 "set PAIGEANT_NATS_URL."
             ) from None
-        # From now on reconnect forever: a restarting server must not close the transport.
-        client.options["allow_reconnect"] = True
-        client.options["max_reconnect_attempts"] = -1
+        self._failed_attempts = None  # from now on reconnect forever: never give up
         self._client = client
         try:
             await client.request("$JS.API.INFO", b"", timeout=self.connect_timeout)
@@ -203,6 +224,12 @@ class Connection:
 
     async def _error(self, exc: Exception) -> None:
         logger.debug("NATS client error: %s: %s", type(exc).__name__, _quiet(exc, self.url))
+        if self._failed_attempts is not None and isinstance(
+            exc, (Error, OSError, TimeoutError, asyncio.TimeoutError)
+        ):
+            self._failed_attempts += 1  # connect() is still trying: bounded
+            if self._failed_attempts >= self.connect_attempts:
+                raise _GaveUp(exc)
 
     async def _disconnected(self) -> None:
         if self._closing:

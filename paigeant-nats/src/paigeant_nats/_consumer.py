@@ -18,7 +18,7 @@ from paigeant import TransportConnectionError, too_many_deliveries
 from ._codec import ForeignMessage, Metadata, decode, metadata
 from ._names import WORKER
 from ._puller import Puller
-from .delivery import NatsDelivery, lease_margin, park
+from .delivery import NatsDelivery, bounded_reason, lease_margin, park
 
 if TYPE_CHECKING:
     from .transport import NatsTransport
@@ -267,7 +267,9 @@ class ConsumeLoop:
             with contextlib.suppress(TransportConnectionError):  # else back after ack_wait
                 await transport.connection.send(msg.reply, nak, None)
             return
-        logger.warning("dead-lettered message %s from %s: %s", message_id, self.queue, reason)
+        logger.warning(
+            "dead-lettered message %s from %s: %s", message_id, self.queue, bounded_reason(reason)
+        )
 
     # -- settlement and shutdown -------------------------------------------------------------
 

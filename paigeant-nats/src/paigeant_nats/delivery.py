@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BODY_SHA256_HEADER",
     "HEADERS_DROPPED_HEADER",
+    "MAX_REASON_BYTES",
     "MAX_REASON_CHARS",
     "TRUNCATED_FROM_HEADER",
     "NatsDelivery",
@@ -44,8 +46,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Longest dead-letter reason kept (a longer one is cut, ending in an ellipsis).
+#: Longest dead-letter reason kept (a longer one is cut, ending in an ellipsis)...
 MAX_REASON_CHARS = 500
+#: ...and the most bytes it may take escaped as JSON (as it travels in Paigeant-Headers).
+MAX_REASON_BYTES = 1500
 #: On a dead letter whose original headers did not fit beside the dead-letter ones: how many
 #: there were.
 HEADERS_DROPPED_HEADER = "x-paigeant-dead-letter-headers-dropped"
@@ -110,10 +114,18 @@ async def park(
 
 
 def bounded_reason(reason: str) -> str:
-    """``reason`` cut to ``MAX_REASON_CHARS``, so a dead letter's headers stay small."""
-    if len(reason) <= MAX_REASON_CHARS:
+    """``reason`` cut to ``MAX_REASON_CHARS`` and ``MAX_REASON_BYTES``, ending in an ellipsis.
+
+    The bytes count as the reason travels, escaped inside ``Paigeant-Headers`` (a non-ASCII
+    character takes 6 bytes there, an emoji 12), so a dead letter's headers stay within
+    ``DEAD_LETTER_ROOM`` whatever the reason says.
+    """
+    if len(reason) <= MAX_REASON_CHARS and len(json.dumps(reason)) <= MAX_REASON_BYTES:
         return reason
-    return reason[: MAX_REASON_CHARS - 1] + "\u2026"
+    cut = reason[: MAX_REASON_CHARS - 1]
+    while len(json.dumps(cut + "\u2026")) > MAX_REASON_BYTES:
+        cut = cut[: len(cut) * 3 // 4]
+    return cut + "\u2026"
 
 
 class NatsDelivery(Delivery):
@@ -251,7 +263,12 @@ class NatsDelivery(Delivery):
             source=self.source,
         )
         await self._confirm(b"+ACK")
-        logger.warning("dead-lettered message %s from %s: %s", self.message_id, self.queue, reason)
+        logger.warning(
+            "dead-lettered message %s from %s: %s",
+            self.message_id,
+            self.queue,
+            bounded_reason(reason),
+        )
 
     async def extend(self) -> None:
         """Renew the lease (``+WPI``, confirmed by the server); LeaseLostError once it is gone.

@@ -1,4 +1,4 @@
-"""One consumer on one channel: messages waiting to be taken, deliveries held, their leases.
+"""Consumers on one channel: messages waiting to be taken, deliveries held, their leases.
 
 A ``consume()`` loop runs one session at a time and opens a new one when the channel or the
 connection breaks. Delivery tags belong to the channel: once it is gone its deliveries have
@@ -8,9 +8,8 @@ RabbitMQ pushes up to ``prefetch`` unacknowledged messages to a consumer; paigea
 is pull-shaped (at most ``prefetch`` unsettled, leases that run out). So a message pushed but
 not yet taken by the loop's caller waits in ``waiting`` under a lease of its own, and a
 delivery whose lease ran out while its holder still works on it (a "zombie") keeps its slot:
-the consumer's prefetch is lowered by the zombies (by consuming anew: a ``basic.qos`` reaches
-only consumers made after it), and the consumer paused while they fill it, so the message given
-back goes to another consumer rather than to the one that is stuck.
+the consumer is paused while zombies fill the prefetch, so the message given back goes to
+another consumer rather than to the one that is stuck (``_set_credit`` says how it comes back).
 """
 
 from __future__ import annotations
@@ -36,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 logger = logging.getLogger(__name__)
+
+#: Longest a consumer change (cancel, qos, consume) may take before the channel is reopened.
+_FLOW_TIMEOUT = 5.0
 
 
 class Session:
@@ -66,8 +68,11 @@ class Session:
         self._zombies: set[RabbitMQDelivery] = set()
         self._channel: AbstractChannel | None = None
         self._raw: RawChannel | None = None
-        self._consumer_tag: str | None = None
-        self._credit = prefetch  # the channel's prefetch as last set (0: consumer paused)
+        #: Live consumers of the channel and the prefetch each was made with (a ``basic.qos``
+        #: reaches only consumers made after it, so a raise adds one; see ``_set_credit``).
+        self._consumers: dict[str, int] = {}
+        #: Which consumer each unsettled message was pushed to, by delivery tag.
+        self._owner: dict[int, str] = {}
         self._flow = asyncio.Lock()
         self._reaper: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -90,7 +95,7 @@ class Session:
         except BaseException:
             await self.close()
             raise
-        self._consumer_tag = consumed.consumer_tag
+        self._consumers[str(consumed.consumer_tag)] = self.prefetch
         self._reaper = self._loop.call_later(self._interval, self._reap)
 
     async def _on_message(self, message: DeliveredMessage) -> None:
@@ -99,6 +104,7 @@ class Session:
             return
         # Kept even once retired: retire() gives back what came before the cancel took effect.
         self.waiting[tag] = (message, time.monotonic() + self.visibility_timeout)
+        self._owner[tag] = str(getattr(message.delivery, "consumer_tag", ""))
         self._wake()
 
     def _on_closed(self, *_: Any) -> None:
@@ -117,6 +123,8 @@ class Session:
         self.held.clear()
         self.waiting.clear()
         self._zombies.clear()
+        self._owner.clear()
+        self._consumers.clear()
         self._wake()
 
     def _on_cancelled(self, *_: Any) -> None:
@@ -138,9 +146,12 @@ class Session:
     def settled(self, delivery: RabbitMQDelivery) -> None:
         """``delivery`` is settled: stop holding it; a zombie frees its slot."""
         self.held.pop(delivery.tag, None)
+        self._owner.pop(delivery.tag, None)
         if delivery in self._zombies:
             self._zombies.discard(delivery)
             self._adjust_flow()
+        else:
+            self._adjust_flow_if_behind()
         self._close_if_done()
 
     def _close_if_done(self) -> None:
@@ -215,13 +226,16 @@ class Session:
         for tag, (_, deadline) in list(self.waiting.items()):
             if now >= deadline:  # pushed but not taken in time: another consumer may
                 message, _ = self.waiting.pop(tag)
+                self._owner.pop(tag, None)
                 self.transport.link.spawn(self._return_unseen(tag, message))
+                self._adjust_flow_if_behind()
         expired: list[int] = []
         for tag, delivery in list(self.held.items()):
             if delivery.settled or now < delivery.deadline:
                 continue
             delivery.returned = True
             del self.held[tag]
+            self._owner.pop(tag, None)
             self._zombies.add(delivery)
             expired.append(tag)
             logger.info(
@@ -235,59 +249,83 @@ class Session:
         self._close_if_done()
 
     async def _give_back_expired(self, tags: list[int]) -> None:
-        """Lower the channel's prefetch by the new zombies first, then requeue their messages."""
+        """Pause the consumer if the new zombies fill the prefetch, then requeue their messages."""
         await self._set_credit()
         for tag in tags:
             await self._reject(tag)
+
+    def _wanted(self) -> int:
+        return max(self.prefetch - len(self._zombies), 0)
 
     def _adjust_flow(self) -> None:
         if self.open and not self.retired:
             self.transport.link.spawn(self._set_credit())
 
-    async def _set_credit(self) -> None:
-        """Consume with a prefetch of ``prefetch`` less the zombies; pause at zero.
+    def _adjust_flow_if_behind(self) -> None:
+        """After a pause, bring the consumers back up once there is room (cheap when it is not)."""
+        if sum(self._consumers.values()) < self._wanted():
+            self._adjust_flow()
 
-        A ``basic.qos`` reaches only consumers made after it (a quorum queue refuses a global
-        one), so each change cancels the consumer and makes a new one. Messages pushed before
-        the cancel took effect still arrive and wait to be taken, as do those held: they stay
-        unacknowledged on this channel, so right after a change the broker may push up to
-        the new prefetch more (their leases return what is not taken in time).
+    def _orphans(self) -> int:
+        """Unsettled messages of cancelled consumers: no live consumer's prefetch counts them."""
+        owners = self._owner
+        live = self._consumers
+        return sum(1 for tag in (*self.held, *self.waiting) if owners.get(tag) not in live)
+
+    async def _set_credit(self) -> None:
+        """Pause consuming while zombies fill the prefetch; come back without overshoot.
+
+        A ``basic.qos`` reaches only consumers made after it (and a quorum queue refuses a
+        global one), and a consumer's prefetch counts only its own messages. So: while some
+        slots are zombies the consumers keep their prefetch (each zombie's message, given back,
+        makes room for one message more); at zero every consumer is cancelled; below what is
+        wanted (``prefetch`` less the zombies), a consumer is added for the room left once the
+        live consumers' prefetch and the messages cancelled ones still hold are counted.
+        Nothing is pushed beyond ``prefetch``; ``settled()`` asks again as room appears.
         """
         async with self._flow:
             raw, channel = self._raw, self._channel
             if not self.open or self.retired or raw is None or channel is None:
                 return
-            credit = max(self.prefetch - len(self._zombies), 0)
-            if credit == self._credit:
-                return
+            wanted = self._wanted()
             try:
-                if self._consumer_tag is not None:
-                    await raw.basic_cancel(self._consumer_tag)
-                    self._consumer_tag = None
-                if credit > 0:
-                    await channel.set_qos(prefetch_count=credit)
-                    consumed = await raw.basic_consume(self.queue, self._on_message, no_ack=False)
-                    self._consumer_tag = consumed.consumer_tag
+                if wanted == 0:
+                    for tag in list(self._consumers):
+                        await asyncio.wait_for(raw.basic_cancel(tag), _FLOW_TIMEOUT)
+                        del self._consumers[tag]
+                    return
+                # Whatever was pushed before a cancel took effect has arrived by now.
+                room = wanted - sum(self._consumers.values()) - self._orphans()
+                if room <= 0:
+                    return
+                await asyncio.wait_for(channel.set_qos(prefetch_count=room), _FLOW_TIMEOUT)
+                consumed = await asyncio.wait_for(
+                    raw.basic_consume(self.queue, self._on_message, no_ack=False), _FLOW_TIMEOUT
+                )
+                self._consumers[str(consumed.consumer_tag)] = room
+            except TimeoutError:
+                # The broker's state is unknown (a consumer we hold no tag of?): start afresh.
+                logger.warning("RabbitMQ did not answer a flow change on %s; reopening", self.queue)
+                self.transport.link.spawn(self.close())
             except CONNECTION_ERRORS as exc:
                 logger.info("could not change the flow of %s: %r", self.queue, exc)
-                return
-            self._credit = credit
 
     async def retire(self) -> None:
         """Stop consuming; the channel stays open until every held delivery is settled."""
         if self.retired:
             return
         self.retired = True
-        async with self._flow:  # not while _set_credit swaps the consumer for a new one
-            raw, tag = self._raw, self._consumer_tag
-            if self.open and raw is not None and tag is not None:
-                try:  # first: copies given back must not be pushed to this consumer again
-                    await asyncio.wait_for(raw.basic_cancel(tag), 5)
-                except asyncio.CancelledError:
-                    raise
-                except TIMEOUT_OR_CONNECTION_ERRORS:
-                    pass
-                self._consumer_tag = None
+        async with self._flow:  # not while _set_credit adds or cancels consumers
+            raw = self._raw
+            for tag in list(self._consumers):
+                if self.open and raw is not None:
+                    try:  # first: copies given back must not be pushed to this consumer again
+                        await asyncio.wait_for(raw.basic_cancel(tag), 5)
+                    except asyncio.CancelledError:
+                        raise
+                    except TIMEOUT_OR_CONNECTION_ERRORS:
+                        pass
+                self._consumers.pop(tag, None)
         await self.give_back()  # everything pushed before the cancel took effect
         if not self.held:
             await self.close()
