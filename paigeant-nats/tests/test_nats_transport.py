@@ -28,6 +28,7 @@ from paigeant import (
 )
 from paigeant.testing import Receiver
 from paigeant_nats import DEAD_LETTER_ROOM, NatsDelivery, NatsTransport, QueueFullError
+from paigeant_nats._codec import payload_size
 from paigeant_nats.delivery import (
     BODY_SHA256_HEADER,
     MAX_REASON_BYTES,
@@ -278,6 +279,28 @@ async def test_a_foreign_message_too_large_to_park_whole_is_parked_cut_never_stu
         assert "no Paigeant-Id header" in letter.headers[DEAD_LETTER_REASON_HEADER]
         assert limit - 2000 < len(letter.body) < len(foreign)
         assert foreign.startswith(letter.body)
+        await letter.ack()
+    assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
+
+
+async def test_a_delayed_message_too_large_to_deliver_is_parked_not_retried_forever(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    """Another producer's delayed message exactly at max_payload: delivering it would add a
+    header, so it can never reach its queue; it is dead-lettered (cut) instead."""
+    await transport.publish(queue, b"warm", message_id="warm", delay=0.05)  # the delay stream
+    limit = transport.connection.max_payload
+    headers = {"Paigeant-Id": "huge", "Paigeant-Due": "1"}
+    body = b"d" * (limit - payload_size(b"", headers))
+    await raw.jetstream().publish(transport.names.delay_subject(queue), body, headers=headers)
+    async with Receiver(transport, queue) as receiver:
+        await (await get(receiver, 10)).ack()  # "warm", promoted as usual
+        assert await receiver.get(3) is None, "the huge message was delivered"
+    async with Receiver(transport, dead_letter_queue(queue)) as dead:
+        letter = await get(dead, 10)
+        assert letter.message_id == "huge"
+        assert "cannot deliver it" in letter.headers[DEAD_LETTER_REASON_HEADER]
+        assert letter.headers[TRUNCATED_FROM_HEADER] == str(len(body))
         await letter.ack()
     assert await transport.stats(queue) == QueueStats(0, 0, 0, 0)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from nats.aio.msg import Msg
 
-from paigeant import PaigeantError
+from paigeant import MessageTooLargeError, PaigeantError
 
 from ._codec import DUE, NATS_MSG_ID, ForeignMessage, Metadata, decode, metadata
 from ._consumer import _OUTAGES, RECREATE_DELAY, SWEEP_INTERVAL
@@ -160,6 +160,11 @@ class Promoter:
         headers[NATS_MSG_ID] = f"delayed:{source.stream_seq}:{source.timestamp_ns}"
         try:
             await transport.store(target, msg.data, headers, what=f"cannot promote {message_id!r}")
+        except MessageTooLargeError as exc:  # another producer's, at max_payload: never fits
+            await self._reject(
+                msg, target, ForeignMessage(f"cannot deliver it: {exc}", message_id), source
+            )
+            return
         except QueueFullError as exc:
             logger.warning("delayed message %s waits: %s", message_id, exc)
             nak = f'-NAK {{"delay":{int(FULL_QUEUE_RETRY * 1e9)}}}'.encode()
@@ -175,7 +180,7 @@ class Promoter:
     async def _reject(
         self, msg: Msg, target: str, foreign: ForeignMessage, source: Metadata
     ) -> None:
-        """A damaged delayed message goes to its target queue's dead letters, never away."""
+        """A damaged (or undeliverable) delayed message goes to its target queue's dead letters."""
         message_id = foreign.message_id or f"nats:{source.stream}:{source.stream_seq}"
         kept = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
         await park(
