@@ -235,28 +235,31 @@ async def test_publish_keeps_room_for_a_dead_letter_and_long_reasons_are_cut(
     with pytest.raises(MessageTooLargeError, match="kept for a dead letter's headers"):
         await transport.publish(queue, b"x" * (limit - 1000), message_id="too-close")
     body = b"y" * (limit - DEAD_LETTER_ROOM - 500)
-    await transport.publish(queue, body, message_id="big", headers={"mine": "kept"})
-    async with Receiver(transport, queue) as receiver:
-        await (await get(receiver)).dead_letter("why " * 2000)
-    async with Receiver(transport, dead_letter_queue(queue)) as dead:
-        letter = await get(dead)
-        assert (letter.message_id, letter.body) == ("big", body)
-        assert letter.headers["mine"] == "kept"
-        reason = letter.headers[DEAD_LETTER_REASON_HEADER]
-        assert len(reason) == MAX_REASON_CHARS and reason.startswith("why why")
-        assert reason.endswith("\u2026")
-        await letter.ack()
+    headers = await _dead_lettered_whole(transport, queue, body, "why " * 2000)
+    reason = headers[DEAD_LETTER_REASON_HEADER]
+    assert len(reason) == MAX_REASON_CHARS and reason.startswith("why why")
+    assert reason.endswith("\u2026")
     # Non-ASCII reasons take up to 12 bytes a character in the headers: bounded by bytes too.
-    await transport.publish(queue, body, message_id="emoji", headers={"mine": "kept"})
+    headers = await _dead_lettered_whole(transport, queue, body, "\U0001f600" * 2000)
+    assert TRUNCATED_FROM_HEADER not in headers
+    assert len(json.dumps(headers[DEAD_LETTER_REASON_HEADER])) <= MAX_REASON_BYTES
+
+
+async def _dead_lettered_whole(
+    transport: NatsTransport, queue: str, body: bytes, reason: str
+) -> dict[str, str]:
+    """Publish ``body`` with a header of its own, dead-letter it with ``reason``; the dead
+    letter's headers, once checked that it kept the body, the id and that header."""
+    message_id = f"big-{uuid.uuid4().hex[:6]}"
+    await transport.publish(queue, body, message_id=message_id, headers={"mine": "kept"})
     async with Receiver(transport, queue) as receiver:
-        await (await get(receiver)).dead_letter("\U0001f600" * 2000)
+        await (await get(receiver)).dead_letter(reason)
     async with Receiver(transport, dead_letter_queue(queue)) as dead:
         letter = await get(dead)
-        assert (letter.message_id, letter.body) == ("emoji", body)
+        assert (letter.message_id, letter.body) == (message_id, body)
         assert letter.headers["mine"] == "kept"
-        assert TRUNCATED_FROM_HEADER not in letter.headers
-        assert len(json.dumps(letter.headers[DEAD_LETTER_REASON_HEADER])) <= MAX_REASON_BYTES
         await letter.ack()
+    return dict(letter.headers)
 
 
 async def test_a_foreign_message_too_large_to_park_whole_is_parked_cut_never_stuck(

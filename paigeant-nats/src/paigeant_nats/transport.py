@@ -260,25 +260,45 @@ class NatsTransport(Transport):
         """
         self._queue(queue)
         dedup_id = message_id if deduplicate else None
-        nats_headers = encode(message_id, headers, dedup_id=dedup_id)
         # Room for what a dead letter adds: a message published here is never too large to park.
-        check_size(body, nats_headers, self.connection.max_payload, queue, reserve=DEAD_LETTER_ROOM)
         if delay > 0:
             await self.store_delayed(
-                queue, body, message_id=message_id, headers=headers, delay=delay, dedup_id=dedup_id
+                queue,
+                body,
+                message_id=message_id,
+                headers=headers,
+                delay=delay,
+                dedup_id=dedup_id,
+                reserve=DEAD_LETTER_ROOM,
             )
             return
-        await self.store(queue, body, nats_headers, what=f"cannot publish to {queue!r}")
+        nats_headers = encode(message_id, headers, dedup_id=dedup_id)
+        await self.store(
+            queue, body, nats_headers, what=f"cannot publish to {queue!r}", reserve=DEAD_LETTER_ROOM
+        )
 
     async def store(
-        self, queue: str, body: bytes, nats_headers: Mapping[str, str], *, what: str
+        self,
+        queue: str,
+        body: bytes,
+        nats_headers: Mapping[str, str],
+        *,
+        what: str,
+        reserve: int = 0,
     ) -> bool:
         """Publish to ``queue``'s subject and await the PubAck; create the stream if missing.
 
-        Returns whether JetStream deduplicated it.
+        The message must fit ``max_payload`` less ``reserve`` bytes. Returns whether JetStream
+        deduplicated it.
         """
         return await self._store(
-            queue, self.names.subject(queue), body, nats_headers, what, delayed=False
+            queue,
+            self.names.subject(queue),
+            body,
+            nats_headers,
+            what,
+            delayed=False,
+            reserve=reserve,
         )
 
     async def store_delayed(
@@ -291,8 +311,10 @@ class NatsTransport(Transport):
         delay: float,
         attempt_base: int = 0,
         dedup_id: str | None = None,
+        reserve: int = 0,
     ) -> None:
-        """Publish to the delay stream, due for ``queue`` in ``delay`` seconds."""
+        """Publish to the delay stream, due for ``queue`` in ``delay`` seconds (within
+        ``max_payload`` less ``reserve`` bytes)."""
         due_ms = math.ceil((time.time() + delay) * 1000)
         nats_headers = encode(
             message_id, headers, attempt_base=attempt_base, due_ms=due_ms, dedup_id=dedup_id
@@ -304,6 +326,7 @@ class NatsTransport(Transport):
             nats_headers,
             f"cannot publish to {queue!r} with a delay",
             delayed=True,
+            reserve=reserve,
         )
 
     async def _store(
@@ -315,9 +338,10 @@ class NatsTransport(Transport):
         what: str,
         *,
         delayed: bool,
+        reserve: int,
     ) -> bool:
         connection = self.connection
-        check_size(body, nats_headers, connection.max_payload, queue)
+        check_size(body, nats_headers, connection.max_payload, queue, reserve=reserve)
         for attempt in (1, 2):
             reply = await connection.request(subject, body, nats_headers, what)
             try:
