@@ -118,26 +118,27 @@ async def test_a_refused_connection_names_the_host_never_the_password() -> None:
     assert "s3cret" not in str(refused.value) and "s3cret" not in repr(transport)
 
 
-async def test_wrong_credentials_fail_connect_naming_the_host() -> None:
-    transport = RabbitMQTransport(
-        url="amqp://guest:wrong-s3cret@127.0.0.1:5672/", connect_attempts=1
-    )
+@pytest.mark.parametrize(
+    ("url", "says", "secret"),
+    [
+        ("amqp://guest:wrong-s3cret@127.0.0.1:5672/", "password", "wrong-s3cret"),
+        (
+            "amqp://guest:guest@127.0.0.1:5672/no%2Fsuch-vhost",
+            "virtual host 'no/such-vhost'",
+            "guest:guest",
+        ),
+    ],
+    ids=["wrong-credentials", "missing-virtual-host"],
+)
+async def test_a_refused_login_fails_connect_naming_the_host_and_what_to_check(
+    url: str, says: str, secret: str
+) -> None:
+    transport = RabbitMQTransport(url=url, connect_attempts=1)
     with pytest.raises(TransportConnectionError) as refused:
         await transport.connect()
     text = str(refused.value)
-    assert "127.0.0.1:5672" in text and "password" in text
-    assert "wrong-s3cret" not in text
-
-
-async def test_a_missing_virtual_host_fails_connect_naming_it() -> None:
-    transport = RabbitMQTransport(
-        url="amqp://guest:guest@127.0.0.1:5672/no%2Fsuch-vhost", connect_attempts=1
-    )
-    with pytest.raises(TransportConnectionError) as refused:
-        await transport.connect()
-    text = str(refused.value)
-    assert "127.0.0.1:5672" in text and "virtual host 'no/such-vhost'" in text
-    assert "guest:guest" not in text
+    assert "127.0.0.1:5672" in text and says in text
+    assert secret not in text
 
 
 async def test_failed_connection_attempts_leave_no_connection_open() -> None:

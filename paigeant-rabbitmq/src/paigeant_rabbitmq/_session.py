@@ -223,12 +223,15 @@ class Session:
     def _reap(self) -> None:
         self._reaper = self._loop.call_later(self._interval, self._reap)
         now = time.monotonic()
+        returned = False
         for tag, (_, deadline) in list(self.waiting.items()):
             if now >= deadline:  # pushed but not taken in time: another consumer may
                 message, _ = self.waiting.pop(tag)
                 self._owner.pop(tag, None)
                 self.transport.link.spawn(self._return_unseen(tag, message))
-                self._adjust_flow_if_behind()
+                returned = True
+        if returned:
+            self._adjust_flow_if_behind()
         expired: list[int] = []
         for tag, delivery in list(self.held.items()):
             if delivery.settled or now < delivery.deadline:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from aiormq.abc import AbstractChannel as RawChannel
 from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, ChannelPreconditionFailed
+from pamqp.commands import Queue
 
 from paigeant import TransportConnectionError, dead_letter_queue
 
@@ -207,15 +208,19 @@ class Topology:
         for key in [key for key in self._declared if key[1:2] == (queue,)]:
             del self._declared[key]
 
-    async def depth(self, name: str) -> int:
-        """Ready messages in queue ``name`` (a passive declare); 0 when it does not exist."""
+    async def _peek(self, name: str) -> Queue.DeclareOk | None:
+        """A passive declare of queue ``name`` (its counts), or None when it does not exist."""
         try:
-            declared = await self._run(
+            return await self._run(
                 lambda channel: channel.queue_declare(name, passive=True), inspect=True
             )
         except ChannelNotFoundEntity:
-            return 0
-        return int(declared.message_count or 0)
+            return None
+
+    async def depth(self, name: str) -> int:
+        """Ready messages in queue ``name`` (a passive declare); 0 when it does not exist."""
+        declared = await self._peek(name)
+        return int(declared.message_count or 0) if declared is not None else 0
 
     async def delete(self, queue: str) -> None:
         """Delete ``queue`` and its delay queues; missing ones are fine.
@@ -240,11 +245,8 @@ class Topology:
         lost, which is why ``delete_queue`` asks for the queue's workers to be stopped first.
         """
         self.forget(name)
-        try:
-            declared = await self._run(
-                lambda channel: channel.queue_declare(name, passive=True), inspect=True
-            )
-        except ChannelNotFoundEntity:
+        declared = await self._peek(name)
+        if declared is None:
             return
         if declared.message_count or declared.consumer_count:
             return  # it holds dead letters (or someone reads them): they stay
