@@ -8,8 +8,9 @@ import json
 import logging
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import nats
 import pytest
@@ -20,6 +21,7 @@ from nats.js.api import AckPolicy, DiscardPolicy, RetentionPolicy, StorageType
 from paigeant import (
     DEAD_LETTER_QUEUE_HEADER,
     DEAD_LETTER_REASON_HEADER,
+    ConfigurationError,
     MessageTooLargeError,
     Outgoing,
     QueueStats,
@@ -27,7 +29,13 @@ from paigeant import (
     get_transport,
 )
 from paigeant.testing import Receiver
-from paigeant_nats import DEAD_LETTER_ROOM, NatsDelivery, NatsTransport, QueueFullError
+from paigeant_nats import (
+    DEAD_LETTER_ROOM,
+    NatsDelivery,
+    NatsTransport,
+    PublishRefusedError,
+    QueueFullError,
+)
 from paigeant_nats._codec import payload_size
 from paigeant_nats.delivery import (
     BODY_SHA256_HEADER,
@@ -35,6 +43,8 @@ from paigeant_nats.delivery import (
     MAX_REASON_CHARS,
     TRUNCATED_FROM_HEADER,
 )
+
+from .conftest import NatsServer
 
 
 @pytest_asyncio.fixture
@@ -91,6 +101,7 @@ def test_registered_as_nats_with_url_and_prefix_from_the_environment(
         ({"max_deliveries": 0}, "max_deliveries"),
         ({"duplicate_window": 0.01}, "duplicate_window"),
         ({"replicas": 2}, "replicas"),
+        ({"max_queue_bytes": 0}, "max_queue_bytes"),
         ({"connect_attempts": 0}, "connect_attempts"),
     ],
 )
@@ -129,7 +140,7 @@ async def test_streams_and_consumer_are_created_as_documented(
     assert config.retention == RetentionPolicy.WORK_QUEUE
     assert config.storage == StorageType.FILE
     assert config.discard == DiscardPolicy.NEW
-    assert (config.max_msgs, config.max_bytes) == (1_000_000, 1024**3)
+    assert (config.max_msgs, config.max_bytes) == (1_000_000, -1)  # -1: nothing reserved
     assert config.duplicate_window == 600.0
     async with Receiver(transport, queue) as receiver:
         delivery = await get(receiver)
@@ -142,6 +153,79 @@ async def test_streams_and_consumer_are_created_as_documented(
         await delivery.ack()
     delayed = await manager.consumer_info(transport.names.delay_stream, "paigeant-promoter")
     assert delayed.config.max_ack_pending == -1 and delayed.config.max_deliver == -1
+
+
+async def _created_elsewhere_later(transport: NatsTransport, raw: Client, queue: str) -> None:
+    await asyncio.sleep(0.3)
+    await raw.jsm().add_stream(transport.streams.queue_config(queue))
+
+
+async def test_a_publish_waits_for_a_stream_another_process_is_still_creating(
+    transport: NatsTransport, raw: Client, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JetStream 2.9 answers an identical create of a stream another client is creating before
+    # that stream subscribes its subject, so "no responders" can follow a successful create.
+    # Stand in for that answer with a create that returns at once, the stream appearing later.
+    creates: list[str] = []
+
+    async def create_returns_early(name: str) -> None:
+        creates.append(name)
+
+    monkeypatch.setattr(transport.streams, "ensure_queue", create_returns_early)
+    elsewhere = asyncio.ensure_future(_created_elsewhere_later(transport, raw, queue))
+    await transport.publish(queue, b"late stream", message_id="late-1")
+    await elsewhere
+    assert len(creates) >= 2, creates  # asked again while it kept answering "no responders"
+    monkeypatch.undo()
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        assert (delivery.message_id, delivery.body) == ("late-1", b"late stream")
+        await delivery.ack()
+
+
+async def test_a_publish_no_stream_ever_captures_fails_within_publish_timeout(
+    nats_url: str, prefix: str, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with NatsTransport(url=nats_url, prefix=prefix, publish_timeout=0.6) as transport:
+
+        async def create_that_does_nothing(name: str) -> None:
+            pass
+
+        monkeypatch.setattr(transport.streams, "ensure_queue", create_that_does_nothing)
+        started = time.monotonic()
+        with pytest.raises(PublishRefusedError, match=r"no stream captures .* even after creating"):
+            await transport.publish(queue, b"x", message_id="never")
+        assert 0.6 <= time.monotonic() - started < 3.0
+
+
+async def test_streams_reserve_no_storage_unless_max_queue_bytes_is_set(
+    make_server: Callable[..., NatsServer], queue: str
+) -> None:
+    server = make_server(config="jetstream {\n  max_file_store: 10MB\n}\n")
+    async with NatsTransport(url=server.url) as unlimited:  # default: no byte limit
+        for index in range(12):  # 12 streams would reserve 12 GiB at the old 1 GiB each
+            await unlimited.publish(f"{queue}.{index}", b"x", message_id=f"u-{index}")
+    async with NatsTransport(url=server.url, prefix="capped", max_queue_bytes=6_000_000) as capped:
+        await capped.publish(queue, b"x", message_id="c-1")
+        with pytest.raises(
+            ConfigurationError, match=r"6000000 bytes of max_bytes.*max_queue_bytes"
+        ):
+            await capped.publish(f"{queue}.second", b"x", message_id="c-2")
+        assert await capped.stats(queue) == QueueStats(1, 0, 0, 0)
+
+
+async def test_a_server_out_of_storage_refuses_publishes_and_keeps_what_it_has(
+    make_server: Callable[..., NatsServer], queue: str
+) -> None:
+    server = make_server(config="jetstream {\n  max_file_store: 1MB\n}\n")
+    async with NatsTransport(url=server.url) as transport:
+        stored = 0
+        with pytest.raises(PublishRefusedError, match="insufficient resources") as refused:
+            for index in range(200):  # 4 MB: more than the server stores
+                await transport.publish(queue, b"x" * 20_000, message_id=f"m-{index}")
+                stored += 1
+        assert refused.value.err_code == 10023 and 0 < stored < 200
+        assert await transport.stats(queue) == QueueStats(stored, 0, 0, 0)
 
 
 async def test_a_duplicate_window_shorter_than_the_lease_is_warned_about(

@@ -37,6 +37,9 @@ MAX_WAITING = 512
 _CONFIG_DIFFERS = 10058  # "stream name already in use with a different configuration"
 _SUBJECTS_OVERLAP = 10065
 _NO_MESSAGE = 10037
+#: "insufficient storage resources available" / "insufficient resources": the server cannot
+#: reserve a new stream's ``max_bytes``.
+_NO_STORAGE = (10047, 10023)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,7 @@ class StreamSettings:
     """The limits and durability every stream of a transport is created with."""
 
     max_messages: int
-    max_bytes: int
+    max_bytes: int  # -1: no limit (nothing reserved)
     duplicate_window: float
     replicas: int
 
@@ -115,19 +118,38 @@ class Streams:
         """Create the stream, or bring an existing one in line with ``config``."""
         manager = self._manager()
         try:
-            await manager.add_stream(config)
-            return
-        except BadRequestError as exc:
-            if exc.err_code == _SUBJECTS_OVERLAP:
-                raise ConfigurationError(
-                    f"cannot create stream {config.name}: another stream in this NATS account "
-                    f"already captures {config.subjects} ({exc.description}); delete it or use "
-                    "another prefix (PAIGEANT_NATS_PREFIX)"
-                ) from None
-            if exc.err_code != _CONFIG_DIFFERS:
-                raise
-        logger.info("stream %s exists with another configuration; updating it", config.name)
-        await manager.update_stream(config)
+            try:
+                await manager.add_stream(config)
+                return
+            except BadRequestError as exc:
+                if exc.err_code == _SUBJECTS_OVERLAP:
+                    raise ConfigurationError(
+                        f"cannot create stream {config.name}: another stream in this NATS "
+                        f"account already captures {config.subjects} ({exc.description}); "
+                        "delete it or use another prefix (PAIGEANT_NATS_PREFIX)"
+                    ) from None
+                if exc.err_code != _CONFIG_DIFFERS:
+                    raise
+            logger.info("stream %s exists with another configuration; updating it", config.name)
+            await manager.update_stream(config)
+        except APIError as exc:
+            if exc.err_code in _NO_STORAGE:
+                raise ConfigurationError(self._no_storage(config, exc)) from None
+            raise
+
+    @staticmethod
+    def _no_storage(config: StreamConfig, exc: APIError) -> str:
+        reserved = (
+            f"the {config.max_bytes} bytes of max_bytes it would reserve"
+            if config.max_bytes and config.max_bytes > 0
+            else "storage"
+        )
+        return (
+            f"cannot create stream {config.name}: NATS has no {reserved} left "
+            f"({exc.description}, err_code {exc.err_code}). Every stream reserves its max_bytes "
+            "(max_queue_bytes) of the server's max_file_store: lower max_queue_bytes or leave "
+            "it unset, delete unused streams, or give JetStream more storage"
+        )
 
     async def ensure_queue(self, queue: str) -> None:
         """Create ``queue``'s stream (or update its config)."""

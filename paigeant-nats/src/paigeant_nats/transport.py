@@ -35,6 +35,9 @@ DEFAULT_PREFIX = "paigeant"
 DEFAULT_PUBLISH_TIMEOUT = 5.0
 _NOT_CONNECTED = "transport is not connected: call `await transport.connect()` first"
 _DRAIN_SECONDS = 2.0
+#: Pauses between publishes a stream being created answered with "no responders".
+_NO_STREAM_FIRST_PAUSE = 0.005
+_NO_STREAM_MAX_PAUSE = 0.25
 
 
 class NatsTransport(Transport):
@@ -51,7 +54,7 @@ class NatsTransport(Transport):
         max_deliveries: int = 10,
         duplicate_window: float = 600.0,
         max_queue_messages: int = 1_000_000,
-        max_queue_bytes: int = 1024**3,
+        max_queue_bytes: int | None = None,
         replicas: int = 1,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
         connect_timeout: float = 2.0,
@@ -70,7 +73,10 @@ class NatsTransport(Transport):
                 forward is dropped; it should cover a step's worst redelivery time.
             max_queue_messages: Most messages one queue's stream holds; then publishes are
                 refused (QueueFullError), never is work deleted.
-            max_queue_bytes: Most bytes one queue's stream holds, likewise.
+            max_queue_bytes: Most bytes one queue's stream holds, likewise; None (the default)
+                sets none. NATS reserves a stream's whole ``max_bytes`` of its storage when it
+                creates the stream, so a limit here caps how many streams a server holds; a
+                server out of storage refuses publishes either way.
             replicas: Stream replicas in a JetStream cluster (1, 3 or 5).
             publish_timeout: Longest ``publish`` (and each settle) waits for JetStream's reply
                 before it raises TransportConnectionError.
@@ -97,6 +103,8 @@ class NatsTransport(Transport):
             raise ValueError("duplicate_window must be at least 0.1 s (JetStream's minimum)")
         if connect_attempts < 1:
             raise ValueError("connect_attempts must be at least 1")
+        if max_queue_bytes is not None and max_queue_bytes < 1:
+            raise ValueError("max_queue_bytes must be at least 1 (or None for no byte limit)")
         if replicas not in (1, 3, 5):
             raise ValueError("replicas must be 1, 3 or 5")
         self.visibility_timeout = float(visibility_timeout)
@@ -109,7 +117,7 @@ class NatsTransport(Transport):
             self.names,
             StreamSettings(
                 max_messages=int(max_queue_messages),
-                max_bytes=int(max_queue_bytes),
+                max_bytes=-1 if max_queue_bytes is None else int(max_queue_bytes),
                 duplicate_window=float(duplicate_window),
                 replicas=int(replicas),
             ),
@@ -342,20 +350,31 @@ class NatsTransport(Transport):
     ) -> bool:
         connection = self.connection
         check_size(body, nats_headers, connection.max_payload, queue, reserve=reserve)
-        for attempt in (1, 2):
+        deadline: float | None = None
+        pause = _NO_STREAM_FIRST_PAUSE
+        while True:
             reply = await connection.request(subject, body, nats_headers, what)
             try:
                 return read_pub_ack(reply, what)
             except NoStreamError:
-                if attempt == 2:
+                # "No responders" means nothing stored it, so publishing again is safe. The
+                # stream may be one another process is still creating: JetStream (2.9) answers
+                # a concurrent identical create before the stream subscribes to its subject.
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.publish_timeout
+                elif now >= deadline:
                     raise PublishRefusedError(
-                        f"{what}: no stream captures {subject} even after creating it"
+                        f"{what}: no stream captures {subject} even after creating it "
+                        f"(NATS kept answering 'no responders' for {self.publish_timeout}s)"
                     ) from None
-                if delayed:
-                    await self.streams.ensure_promoter()
                 else:
-                    await self.streams.ensure_queue(queue)
-        raise AssertionError("unreachable")  # pragma: no cover
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _NO_STREAM_MAX_PAUSE)
+            if delayed:
+                await self.streams.ensure_promoter()
+            else:
+                await self.streams.ensure_queue(queue)
 
     # -- consuming ---------------------------------------------------------------------------
 
