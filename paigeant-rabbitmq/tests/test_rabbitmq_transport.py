@@ -7,6 +7,7 @@ import gc
 import logging
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -32,6 +33,7 @@ from paigeant_rabbitmq import (
     RabbitMQDelivery,
     RabbitMQTransport,
     UnroutableError,
+    _topology,
 )
 from paigeant_rabbitmq._headers import message_id_of, properties
 from paigeant_rabbitmq._names import delay_queue
@@ -287,23 +289,86 @@ async def test_a_message_prefetched_but_never_taken_keeps_its_attempt(
     assert (again.message_id, again.attempt) == ("untouched", 1)
 
 
+#: A quorum queue made by hand with a length limit (the transport uses it as it is).
+ONE_MESSAGE_QUEUE = {"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish"}
+
+
 async def test_a_negative_confirm_raises_publish_refused_and_keeps_what_was_taken(
-    transport: RabbitMQTransport, raw: AbstractChannel, queue: str
+    transport: RabbitMQTransport,
+    raw: AbstractChannel,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A queue made by hand with a length limit (used as it is) refuses the overflow."""
-    arguments = {"x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish"}
-    await raw.declare_queue(queue, durable=True, arguments=arguments)
+    """A full queue's refusal, once past the moment a new queue may still be starting."""
+    monkeypatch.setattr(_topology, "QUEUE_START_GRACE", 0.0)
+    await raw.declare_queue(queue, durable=True, arguments=ONE_MESSAGE_QUEUE)
     taken: list[str] = []
+    started = time.monotonic()
     with pytest.raises(PublishRefusedError, match="negative confirm"):
         for i in range(10):  # a quorum queue may take one over the limit before it refuses
             await transport.publish(queue, f"{i}".encode(), message_id=f"m-{i}")
             taken.append(f"m-{i}")
+    assert time.monotonic() - started < 1.0  # at once: not retried
     assert 1 <= len(taken) <= 2
     async with Receiver(transport, queue) as receiver:
         for message_id in taken:
             delivery = await get(receiver)
             assert delivery.message_id == message_id
             await delivery.ack()
+
+
+async def fill(raw: AbstractChannel, queue: str) -> aio_pika.abc.AbstractQueue:
+    """Declare ``queue`` as a ONE_MESSAGE_QUEUE and publish to it until it refuses."""
+    made = await raw.declare_queue(queue, durable=True, arguments=ONE_MESSAGE_QUEUE)
+    for i in range(5):  # a quorum queue may take one over the limit
+        try:
+            await raw.default_exchange.publish(aio_pika.Message(b"x", message_id=f"f-{i}"), queue)
+        except aio_pika.exceptions.DeliveryError:
+            return made
+    raise AssertionError(f"{queue} took 5 messages: it has no length limit")
+
+
+async def test_a_negative_confirm_just_after_declaring_is_sent_again_until_taken(
+    transport: RabbitMQTransport, raw: AbstractChannel, queue: str
+) -> None:
+    """A quorum queue another client is declaring is declare-ok'd here before it runs, and
+    refuses publishes until it does: shortly after declaring, a refusal is sent again.
+
+    Stood in for by a full queue (declared by hand) that a consumer empties 0.3 s later.
+    """
+    made = await fill(raw, queue)
+
+    async def empty_it_later() -> None:
+        await asyncio.sleep(0.3)
+        while (message := await made.get(timeout=5, fail=False)) is not None:
+            await message.ack()
+
+    emptying = asyncio.ensure_future(empty_it_later())
+    started = time.monotonic()
+    await transport.publish(queue, b"second", message_id="second")
+    assert time.monotonic() - started >= 0.25  # refused until the queue had room, not lost
+    await emptying
+    async with Receiver(transport, queue) as receiver:
+        delivery = await get(receiver)
+        assert (delivery.message_id, delivery.body) == ("second", b"second")
+        await delivery.ack()
+        assert await receiver.get(0.5) is None  # taken once
+
+
+async def test_a_refusal_lasting_past_the_start_grace_is_raised(
+    transport: RabbitMQTransport,
+    raw: AbstractChannel,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_topology, "QUEUE_START_GRACE", 0.5)
+    made = await fill(raw, queue)
+    held = (await made.declare()).message_count
+    started = time.monotonic()
+    with pytest.raises(PublishRefusedError, match="negative confirm"):
+        await transport.publish(queue, b"never", message_id="never")
+    assert 0.3 <= time.monotonic() - started < 2.0
+    assert (await made.declare()).message_count == held  # the refused one was not queued
 
 
 async def test_a_message_nothing_routes_raises_unroutable(transport: RabbitMQTransport) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from paigeant import PaigeantError
 
-__all__ = ["PublishRefusedError", "UnroutableError"]
+__all__ = ["NegativeConfirmError", "PublishRefusedError", "UnroutableError"]
 
 
 class PublishRefusedError(PaigeantError):
@@ -13,3 +13,7 @@ class PublishRefusedError(PaigeantError):
 
 class UnroutableError(PaigeantError):
     """The broker returned a publish: no queue (or binding) took it, so nothing was queued."""
+
+
+class NegativeConfirmError(PublishRefusedError):
+    """The refusal was a negative publisher confirm (``basic.nack``): the queue took nothing."""

@@ -22,7 +22,7 @@ from pamqp.commands import Basic
 from paigeant import TransportConnectionError
 
 from ._channels import KeptChannel
-from ._errors import PublishRefusedError, UnroutableError
+from ._errors import NegativeConfirmError, PublishRefusedError, UnroutableError
 from ._link import CONNECTION_ERRORS, Link, LinkClosedError
 
 __all__ = ["Publisher"]
@@ -49,7 +49,7 @@ class Publisher:
         """Publish and wait for the broker's confirm; ``target`` names the queue in errors.
 
         Raises UnroutableError when nothing took the message (no queue or binding),
-        PublishRefusedError on a negative confirm, and TransportConnectionError when the broker
+        NegativeConfirmError (a PublishRefusedError) on a negative confirm, and TransportConnectionError when the broker
         stays unreachable for ``timeout`` seconds.
         """
         deadline = time.monotonic() + self.timeout
@@ -71,7 +71,7 @@ class Publisher:
                     f"{getattr(exc.frame, 'reply_text', exc)}"
                 ) from exc
             except DeliveryError as exc:  # aiormq raises a negative confirm (Basic.Nack)
-                raise PublishRefusedError(_refused(properties.message_id, target)) from exc
+                raise NegativeConfirmError(_refused(properties.message_id, target)) from exc
             except ChannelNotFoundEntity as exc:  # the exchange is gone
                 self._channel.broken()
                 raise UnroutableError(f"exchange {exchange!r} does not exist: {exc}") from exc
@@ -96,7 +96,7 @@ class Publisher:
                 )
                 continue
             if isinstance(confirm, Basic.Nack):
-                raise PublishRefusedError(_refused(properties.message_id, target))
+                raise NegativeConfirmError(_refused(properties.message_id, target))
             return
 
     async def close(self) -> None:

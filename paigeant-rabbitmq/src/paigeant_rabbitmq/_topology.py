@@ -38,9 +38,12 @@ from ._names import (
     work_queue_arguments,
 )
 
-__all__ = ["Topology"]
+__all__ = ["QUEUE_START_GRACE", "Topology"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds after declaring a queue in which a negative confirm may mean it is still starting.
+QUEUE_START_GRACE = 2.0
 
 _T = TypeVar("_T")
 
@@ -63,6 +66,8 @@ class Topology:
         #: What was declared (or is being declared), by what it is: ("queue", name), ...
         self._declared: dict[tuple[Any, ...], asyncio.Future[None]] = {}
         self._mismatch_warned: set[str] = set()
+        #: When this transport last declared each queue (time.monotonic()).
+        self._declared_at: dict[str, float] = {}
 
     async def _run(
         self, operation: Callable[[RawChannel], Awaitable[_T]], *, inspect: bool = False
@@ -130,6 +135,7 @@ class Topology:
                     arguments,
                     exc.args[0] if exc.args else exc,
                 )
+        self._declared_at[name] = time.monotonic()
 
     async def ensure_queue(self, queue: str) -> None:
         """Declare ``queue`` (quorum) and, before it, its dead-letter queue; once.
@@ -202,6 +208,16 @@ class Topology:
                 name, delay_exchange(level), routing_key=level_binding(queue, level)
             )
         )
+
+    def starting(self, name: str) -> bool:
+        """Whether queue ``name`` may still be starting: declared here ``QUEUE_START_GRACE`` ago
+        or less.
+
+        A quorum queue another client is declaring at the same moment is declare-ok'd to this
+        one ("exists") before its Raft members run, and refuses publishes until they do.
+        """
+        declared = self._declared_at.get(name)
+        return declared is not None and time.monotonic() - declared < QUEUE_START_GRACE
 
     def forget(self, queue: str) -> None:
         """Declare ``queue`` (and its delay bindings) again next time: it was found missing."""

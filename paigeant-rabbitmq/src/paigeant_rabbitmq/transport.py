@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import ClassVar
 
@@ -21,7 +22,7 @@ from paigeant import (
 )
 
 from ._consumer import ConsumeLoop
-from ._errors import UnroutableError
+from ._errors import NegativeConfirmError, UnroutableError
 from ._headers import attempt_of, delivered_headers, message_id_of, properties
 from ._link import Link
 from ._names import (
@@ -47,6 +48,9 @@ DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: Seconds ``publish`` waits (reconnecting if it must) before TransportConnectionError.
 DEFAULT_PUBLISH_TIMEOUT = 5.0
 _NOT_CONNECTED = "transport is not connected: call `await transport.connect()` first"
+#: Pauses between publishes a queue still starting refused.
+_STARTING_FIRST_PAUSE = 0.005
+_STARTING_MAX_PAUSE = 0.25
 
 
 class RabbitMQTransport(Transport):
@@ -176,21 +180,33 @@ class RabbitMQTransport(Transport):
         validate_queue(queue)
         ms = to_milliseconds(delay)
         topology = self.topology
-        for attempt in (1, 2):
+        deadline = time.monotonic() + self.publish_timeout
+        pause = _STARTING_FIRST_PAUSE
+        declared_again = False
+        while True:
             await topology.ensure_queue(queue)
             if ms:
                 levels = delay_bits(ms)
                 await topology.ensure_delays(queue, levels)
                 exchange, routing_key = delay_exchange(levels[0]), delay_routing_key(queue, ms)
+                into = delay_queue(queue, levels[0])
             else:
-                exchange, routing_key = "", queue
+                exchange, routing_key, into = "", queue, queue
             try:
                 await self.publisher.publish(exchange, routing_key, body, props, target=queue)
                 return
             except UnroutableError:
-                if attempt == 2:
+                if declared_again:
                     raise
+                declared_again = True
                 topology.forget(queue)  # deleted since it was declared: declare it again
+            except NegativeConfirmError:
+                # Nothing was queued, so sending again is safe; a queue declared a moment ago
+                # may be one another client is still starting (see Topology.starting).
+                if not topology.starting(into) or time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _STARTING_MAX_PAUSE)
 
     async def publish_again(self, delivery: RabbitMQDelivery, *, delay: float) -> None:
         """Publish ``delivery``'s message again after ``delay``, carrying its attempt count."""

@@ -102,6 +102,48 @@ class BasicsTests(SuiteBase):
         await asyncio.wait_for(chain(), 30)
         assert seen == 30
 
+    # -- new queues ------------------------------------------------------------------------
+
+    async def _first_publishes_at_once(self, transport: Transport, *, delay: float) -> None:
+        """Several processes' first publishes to new queues, all at once, all land once.
+
+        Brokers create a queue on first use; two clients creating one at the same moment is
+        where JetStream 2.9 and RabbitMQ quorum queues answer before the queue takes messages.
+        """
+        transports = [transport, *[await self.fresh_transport() for _ in range(5)]]
+        queues = [self.queue() for _ in range(6)]
+        for queue in queues:
+            sent = await asyncio.gather(
+                *(
+                    other.publish(queue, b"first", message_id=f"{queue}-{index}", delay=delay)
+                    for index, other in enumerate(transports)
+                ),
+                return_exceptions=True,
+            )
+            refused = [result for result in sent if isinstance(result, BaseException)]
+            assert not refused, f"a first publish to new queue {queue} failed: {refused[0]!r}"
+        for queue in queues:
+            expected = {f"{queue}-{index}" for index in range(len(transports))}
+            got: list[str] = []
+            async with Receiver(transport, queue, prefetch=len(expected)) as receiver:
+                for _ in expected:
+                    delivery = await self.get(receiver, 5.0 + delay, what=f"a message of {queue}")
+                    got.append(delivery.message_id)
+                    await delivery.ack()
+                assert await receiver.get(0.2) is None, f"{queue} held more than was published"
+            assert sorted(got) == sorted(expected), f"{queue} lost or repeated messages"
+
+    async def test_first_publishes_of_several_processes_to_a_new_queue_all_land(
+        self, transport: Transport
+    ) -> None:
+        await self._first_publishes_at_once(transport, delay=0.0)
+
+    async def test_first_delayed_publishes_of_several_processes_all_land(
+        self, transport: Transport
+    ) -> None:
+        self.require_delays()
+        await self._first_publishes_at_once(transport, delay=0.3)
+
     # -- competing consumers ---------------------------------------------------------------
 
     async def test_competing_consumers_share_without_loss_or_duplicates(
