@@ -198,6 +198,19 @@ async def test_a_publish_no_stream_ever_captures_fails_within_publish_timeout(
         assert 0.6 <= time.monotonic() - started < 3.0
 
 
+async def test_a_stream_of_another_tool_on_the_queue_subject_is_a_configuration_error(
+    transport: NatsTransport, raw: Client, queue: str
+) -> None:
+    other = f"OTHER_{uuid.uuid4().hex[:8]}"
+    await raw.jsm().add_stream(name=other, subjects=[transport.names.subject(queue)])
+    try:
+        # A publish lands in the other stream; creating the queue's own stream is refused.
+        with pytest.raises(ConfigurationError, match=r"already captures .* another prefix"):
+            await transport.streams.ensure_queue(queue)
+    finally:
+        await raw.jsm().delete_stream(other)
+
+
 async def test_streams_reserve_no_storage_unless_max_queue_bytes_is_set(
     make_server: Callable[..., NatsServer], queue: str
 ) -> None:

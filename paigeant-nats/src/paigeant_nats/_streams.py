@@ -19,7 +19,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from paigeant import ConfigurationError, QueueStats, dead_letter_queue
 
@@ -118,38 +118,16 @@ class Streams:
         """Create the stream, or bring an existing one in line with ``config``."""
         manager = self._manager()
         try:
-            try:
-                await manager.add_stream(config)
-                return
-            except BadRequestError as exc:
-                if exc.err_code == _SUBJECTS_OVERLAP:
-                    raise ConfigurationError(
-                        f"cannot create stream {config.name}: another stream in this NATS "
-                        f"account already captures {config.subjects} ({exc.description}); "
-                        "delete it or use another prefix (PAIGEANT_NATS_PREFIX)"
-                    ) from None
-                if exc.err_code != _CONFIG_DIFFERS:
-                    raise
-            logger.info("stream %s exists with another configuration; updating it", config.name)
+            await manager.add_stream(config)
+            return
+        except APIError as exc:
+            if exc.err_code != _CONFIG_DIFFERS:
+                raise _explained(config, exc) from None
+        logger.info("stream %s exists with another configuration; updating it", config.name)
+        try:
             await manager.update_stream(config)
         except APIError as exc:
-            if exc.err_code in _NO_STORAGE:
-                raise ConfigurationError(self._no_storage(config, exc)) from None
-            raise
-
-    @staticmethod
-    def _no_storage(config: StreamConfig, exc: APIError) -> str:
-        reserved = (
-            f"the {config.max_bytes} bytes of max_bytes it would reserve"
-            if config.max_bytes and config.max_bytes > 0
-            else "storage"
-        )
-        return (
-            f"cannot create stream {config.name}: NATS has no {reserved} left "
-            f"({exc.description}, err_code {exc.err_code}). Every stream reserves its max_bytes "
-            "(max_queue_bytes) of the server's max_file_store: lower max_queue_bytes or leave "
-            "it unset, delete unused streams, or give JetStream more storage"
-        )
+            raise _explained(config, exc) from None
 
     async def ensure_queue(self, queue: str) -> None:
         """Create ``queue``'s stream (or update its config)."""
@@ -269,6 +247,29 @@ class Streams:
                 return 0, 0
             return info.state.messages, 0
         return consumer.num_pending or 0, consumer.num_ack_pending or 0
+
+
+def _explained(config: StreamConfig, exc: APIError) -> Exception:
+    """A ConfigurationError saying what to change for the refusals a user can fix, else ``exc``."""
+    if exc.err_code == _SUBJECTS_OVERLAP:
+        return ConfigurationError(
+            f"cannot create stream {config.name}: another stream in this NATS account already "
+            f"captures {config.subjects} ({exc.description}); delete it or use another prefix "
+            "(PAIGEANT_NATS_PREFIX)"
+        )
+    if exc.err_code in _NO_STORAGE:
+        reserved = (
+            f"the {config.max_bytes} bytes of max_bytes it would reserve"
+            if config.max_bytes and config.max_bytes > 0
+            else "storage"
+        )
+        return ConfigurationError(
+            f"cannot create stream {config.name}: NATS has no {reserved} left "
+            f"({exc.description}, err_code {exc.err_code}). Every stream reserves its max_bytes "
+            "(max_queue_bytes) of the server's max_file_store: lower max_queue_bytes or leave "
+            "it unset, delete unused streams, or give JetStream more storage"
+        )
+    return exc
 
 
 def _matches(info: ConsumerInfo, wanted: ConsumerConfig) -> bool:
