@@ -49,8 +49,8 @@ class Publisher:
         """Publish and wait for the broker's confirm; ``target`` names the queue in errors.
 
         Raises UnroutableError when nothing took the message (no queue or binding),
-        NegativeConfirmError (a PublishRefusedError) on a negative confirm, and TransportConnectionError when the broker
-        stays unreachable for ``timeout`` seconds.
+        NegativeConfirmError (a PublishRefusedError) on a negative confirm, and
+        TransportConnectionError when the broker stays unreachable for ``timeout`` seconds.
         """
         deadline = time.monotonic() + self.timeout
         while True:

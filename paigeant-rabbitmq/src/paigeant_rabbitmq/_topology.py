@@ -168,8 +168,9 @@ class Topology:
         )
 
     async def _declare_ladder(self) -> None:
+        await self._once(("deliver-exchange",), self._declare_deliver_exchange)
+
         async def declare(channel: RawChannel) -> None:
-            await channel.exchange_declare(DELIVER_EXCHANGE, exchange_type="topic", durable=True)
             for level in range(DELAY_LEVELS):
                 await channel.exchange_declare(
                     delay_exchange(level), exchange_type="topic", durable=True

@@ -189,9 +189,8 @@ class RabbitMQTransport(Transport):
                 levels = delay_bits(ms)
                 await topology.ensure_delays(queue, levels)
                 exchange, routing_key = delay_exchange(levels[0]), delay_routing_key(queue, ms)
-                into = delay_queue(queue, levels[0])
             else:
-                exchange, routing_key, into = "", queue, queue
+                exchange, routing_key = "", queue
             try:
                 await self.publisher.publish(exchange, routing_key, body, props, target=queue)
                 return
@@ -203,6 +202,7 @@ class RabbitMQTransport(Transport):
             except NegativeConfirmError:
                 # Nothing was queued, so sending again is safe; a queue declared a moment ago
                 # may be one another client is still starting (see Topology.starting).
+                into = delay_queue(queue, levels[0]) if ms else queue
                 if not topology.starting(into) or time.monotonic() + pause > deadline:
                     raise
                 await asyncio.sleep(pause)
