@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aio_pika
 import pytest
@@ -287,6 +288,36 @@ async def test_a_message_prefetched_but_never_taken_keeps_its_attempt(
     async with Receiver(transport, queue) as second:
         again = await get(second)
     assert (again.message_id, again.attempt) == ("untouched", 1)
+
+
+async def test_closing_a_loop_waits_for_a_give_back_in_flight(
+    rabbitmq_url: str, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message the reaper is giving back when the loop closes is acknowledged on its channel
+    before the channel goes: it comes back once, uncounted (not also requeued, counted)."""
+    async with RabbitMQTransport(url=rabbitmq_url, visibility_timeout=0.3) as transport:
+        await transport.publish(queue, b"1", message_id="taken")
+        await transport.publish(queue, b"2", message_id="untouched")
+        publish_unseen = transport.publish_unseen
+        returning = asyncio.Event()
+
+        async def slow_publish_unseen(*args: Any) -> None:
+            returning.set()
+            await asyncio.sleep(0.3)  # the loop closes meanwhile
+            await publish_unseen(*args)
+
+        monkeypatch.setattr(transport, "publish_unseen", slow_publish_unseen)
+        async with Receiver(transport, queue, prefetch=2) as first:
+            taken = await get(first)
+            assert taken.message_id == "taken"
+            await taken.ack()
+            await asyncio.wait_for(returning.wait(), 5)  # the reaper gives "untouched" back
+        monkeypatch.undo()
+        async with Receiver(transport, queue) as second:
+            again = await get(second)
+            assert (again.message_id, again.attempt) == ("untouched", 1)
+            await again.ack()
+            assert await second.get(0.5) is None  # once: not requeued beside its copy
 
 
 #: A quorum queue made by hand with a length limit (the transport uses it as it is).

@@ -66,6 +66,8 @@ class Session:
         self.retired = False
         self._wake = wake
         self._zombies: set[RabbitMQDelivery] = set()
+        #: Give-backs of waiting messages in flight (the reaper's and ``give_back``'s).
+        self._returns: set[asyncio.Task[None]] = set()
         self._channel: AbstractChannel | None = None
         self._raw: RawChannel | None = None
         #: Live consumers of the channel and the prefetch each was made with (a ``basic.qos``
@@ -155,7 +157,12 @@ class Session:
         self._close_if_done()
 
     def _close_if_done(self) -> None:
-        if self.retired and self.open and not self.held:
+        """Close a retired session once nothing is held, waiting or being given back.
+
+        A message given back acknowledges its original on this channel: a close before that
+        would have the broker requeue it (counted) beside its copy.
+        """
+        if self.retired and self.open and not (self.held or self.waiting or self._returns):
             self.transport.link.spawn(self.close())
 
     async def ack(self, delivery: RabbitMQDelivery) -> None:
@@ -194,10 +201,27 @@ class Session:
             await raw.basic_reject(tag, requeue=True, wait=False)
 
     async def give_back(self) -> None:
-        """Return every waiting message to the broker (the loop closes), before the channel goes."""
-        returns = [self._return_unseen(tag, message) for tag, (message, _) in self.waiting.items()]
+        """Return every waiting message to the broker (the loop closes), before the channel goes.
+
+        Waits for the reaper's returns still in flight too: each acknowledges its original on
+        this channel, and one the channel's close overtook would be requeued (counted) beside
+        its copy.
+        """
+        for tag, (message, _) in self.waiting.items():
+            self._start_return(tag, message)
         self.waiting.clear()
-        await asyncio.gather(*returns)
+        if self._returns:
+            await asyncio.wait(set(self._returns))
+
+    def _start_return(self, tag: int, message: DeliveredMessage) -> None:
+        task = self.transport.link.spawn(self._return_unseen(tag, message))
+        self._returns.add(task)
+
+        def returned(done: asyncio.Task[None]) -> None:
+            self._returns.discard(done)
+            self._close_if_done()
+
+        task.add_done_callback(returned)
 
     async def _return_unseen(self, tag: int, message: DeliveredMessage) -> None:
         """Give back a message nobody took, without counting it as a delivery.
@@ -228,7 +252,7 @@ class Session:
             if now >= deadline:  # pushed but not taken in time: another consumer may
                 message, _ = self.waiting.pop(tag)
                 self._owner.pop(tag, None)
-                self.transport.link.spawn(self._return_unseen(tag, message))
+                self._start_return(tag, message)
                 returned = True
         if returned:
             self._adjust_flow_if_behind()
